@@ -1,0 +1,25 @@
+"""Exceptions shared by every room of torchnas."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "SpaceError", "TorchnasError", "TrialPruned"]
+
+
+class TorchnasError(Exception):
+    """Base class of the errors torchnas raises on purpose."""
+
+
+class SpaceError(TorchnasError, ValueError):
+    """A search space is malformed; the message names the label at fault."""
+
+
+class DataError(TorchnasError, ValueError):
+    """A dataset is malformed; the message names the split and the problem."""
+
+
+class ConfigError(TorchnasError, ValueError):
+    """A configuration (YAML or keyword arguments) is malformed; the message names the key."""
+
+
+class TrialPruned(TorchnasError):  # noqa: N818 - the name users of Optuna know
+    """Raised inside an objective to stop a trial early; it is recorded as PRUNED."""
