@@ -21,5 +21,5 @@ class ConfigError(TorchnasError, ValueError):
     """A configuration (YAML or keyword arguments) is malformed; the message names the key."""
 
 
-class TrialPruned(TorchnasError):  # noqa: N818 - the name users of Optuna know
+class TrialPruned(TorchnasError):
     """Raised inside an objective to stop a trial early; it is recorded as PRUNED."""

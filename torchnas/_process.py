@@ -1,0 +1,45 @@
+"""Who runs a trial: a token naming this process, and whether such a process is still alive."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+
+__all__ = ["owner_alive", "owner_token"]
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux); '' where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _token(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def owner_token() -> str:
+    """``host:pid:start`` of this process (a reused pid has another start time)."""
+    return _token(os.getpid())
+
+
+def owner_alive(token: str) -> bool | None:
+    """Whether the process named by ``token`` runs; ``None`` when it is on another host."""
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _start_ticks(pid) == start

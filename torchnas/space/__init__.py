@@ -1,0 +1,37 @@
+"""Search spaces: define-by-run decisions, architectures and their keys, exploration."""
+
+from torchnas.space._arch import FixedSource, arch_key, build, canonical_json
+from torchnas.space._domains import (
+    Bool,
+    Categorical,
+    Domain,
+    Float,
+    Inputs,
+    Int,
+    Op,
+    domain_from_json,
+)
+from torchnas.space._explore import LabelInfo, SpaceInfo, explore, infer
+from torchnas.space._hp import HP, InputChoice, Source
+
+__all__ = [
+    "HP",
+    "Bool",
+    "Categorical",
+    "Domain",
+    "FixedSource",
+    "Float",
+    "InputChoice",
+    "Inputs",
+    "Int",
+    "LabelInfo",
+    "Op",
+    "Source",
+    "SpaceInfo",
+    "arch_key",
+    "build",
+    "canonical_json",
+    "domain_from_json",
+    "explore",
+    "infer",
+]

@@ -1,0 +1,92 @@
+"""The strategy interface: ``ask`` a partial assignment, ``suggest`` the rest, ``tell`` results.
+
+A strategy never sees models, trainers or storage: it sees domains, decisions and frozen trial
+records. It rebuilds its state by being told every finished trial again (replay), and draws its
+randomness from streams derived from ``(seed, trial number)``, so a resumed study proposes
+exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torchnas._trial import FrozenTrial
+from torchnas.space import Domain
+
+__all__ = ["AskContext", "Strategy", "derive_seed"]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 64-bit seed derived from any parts (stable across processes and platforms)."""
+    text = "\x1f".join(repr(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+
+@dataclass
+class AskContext:
+    """What a strategy knows when it decides for one trial.
+
+    Attributes:
+        number: the trial number.
+        seed: the study seed.
+        params: decisions already made in this trial, in the order met.
+        pending: architectures (as far as known) of other trials still running.
+    """
+
+    number: int
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def rng(self, *salt: Any) -> random.Random:
+        """A random stream of this trial, independent of the order decisions are met."""
+        return random.Random(derive_seed(self.seed, self.number, *salt))
+
+
+class Strategy(ABC):
+    """Base class of search strategies.
+
+    Subclasses implement :meth:`suggest`; they may override :meth:`ask` (fix several decisions
+    at once, e.g. a whole mutated architecture), :meth:`tell` (learn from a finished trial) and
+    :meth:`exhausted` (a finite strategy that has nothing left to propose). Constructor
+    arguments are stored as attributes of the same name (the constructor is the config).
+    """
+
+    name: ClassVar[str] = ""
+
+    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
+        """Called once by the study before any replay: directions (``"max"``/``"min"``), seed."""
+        self.objectives = dict(objectives)
+        self.seed = seed
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        """Decisions fixed up front for trial ``ctx.number`` (default: none)."""
+        return {}
+
+    @abstractmethod
+    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        """The value of a decision the space met that :meth:`ask` did not fix."""
+
+    def tell(self, trial: FrozenTrial) -> None:  # noqa: B027 - optional hook
+        """Learns from a finished trial (complete, pruned or failed)."""
+
+    def exhausted(self) -> bool:
+        """Whether there is nothing left to propose (a finished grid)."""
+        return False
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, read back from attributes of the same name."""
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        params = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in params if p.kind in kinds and p.name != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
