@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from torchnas._console import leaderboard
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
 from torchnas._objectives import (
     is_feasible,
@@ -17,7 +18,6 @@ from torchnas._objectives import (
     rank_key,
 )
 from torchnas._process import owner_alive, owner_token
-from torchnas._table import format_table
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
 from torchnas.storage import Journal, TrialLog, get_storage
@@ -347,15 +347,12 @@ class Study:
 
     def results_summary(self, top: int = 10) -> str:
         """A table of the best trials (Keras Tuner's ``results_summary``)."""
-        ranked = self._ranked()[:top]
         states: dict[str, int] = {}
         for t in self.trials:
             states[t.state.value] = states.get(t.state.value, 0) + 1
         head = f"Study {self.name!r}: " + ", ".join(f"{v} {k}" for k, v in states.items())
-        cols = [*self.objectives, *(c for c in self.constraints if c not in self.objectives)]
-        rows = [[str(i + 1), str(t.number), *(f"{t.value(c):.6g}" for c in cols),
-                 f"{t.duration or 0:.1f}s", _short(t.arch)] for i, t in enumerate(ranked)]
-        return head + "\n" + format_table(["rank", "trial", *cols, "time", "architecture"], rows)
+        extra = [c for c in self.constraints if c not in self.objectives]
+        return head + "\n" + leaderboard(self._ranked(), self.objectives, extra, top=top)
 
     def space_summary(self, space: Callable[[HP], Any] | None = None) -> str:
         """Every label, its domain, the decision it depends on, and the size of the space.
@@ -373,12 +370,6 @@ class Study:
                     domains.setdefault(k, d)
             info = infer([t.arch for t in trials], domains)
         return info.summary()
-
-
-def _short(arch: Mapping[str, Any], width: int = 60) -> str:
-    text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in arch.items())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_study(storage: str | Journal, name: str | None = None, **kwargs: Any) -> Study:

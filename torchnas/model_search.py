@@ -1,0 +1,287 @@
+"""The NAS path for PyTorch models: space + data + trainer + study, in one object."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchnas import data as tn_data
+from torchnas._console import ProgressBar, leaderboard
+from torchnas._errors import ConfigError, SpaceError
+from torchnas._trial import FrozenTrial, TrialState
+from torchnas.evaluation import Trainer
+from torchnas.export import save_model
+from torchnas.space import HP, SpaceInfo, build, explore
+from torchnas.space import builtin as spaces
+from torchnas.strategies import Strategy, derive_seed
+from torchnas.study import Study
+
+__all__ = ["ModelSearch"]
+
+log = logging.getLogger("torchnas")
+
+SpaceFn = Callable[[HP], nn.Module]
+
+
+class ModelSearch:
+    """Searches architectures of a space on a dataset, then hands back the best model.
+
+    The constructor is the config (the YAML file of ``torchnas search`` holds these keywords);
+    nothing happens until :meth:`run`.
+
+    Args:
+        space: a space function ``build(hp) -> nn.Module`` or a built-in space name.
+        data: a :class:`~torchnas.data.Data` bundle or a built-in dataset name.
+        trainer: a :class:`~torchnas.evaluation.Trainer` (default: ``Trainer()``).
+        objectives: as for :class:`~torchnas.Study`; default ``{"val_accuracy": "max"}``.
+        constraints: as for :class:`~torchnas.Study` (``params`` is always measured).
+        strategy: a strategy name, object or ``{"name": ..., **kwargs}``.
+        scheduler: early-stopping scheduler, or ``None``.
+        trials: the study's total number of finished trials to reach (a resumed search
+            only runs the rest).
+        timeout: seconds after which no new trial starts.
+        storage: ``None`` (memory), a path or ``sqlite:///path``.
+        name: the study's name (default: ``"<space>-<data>"``).
+        seed: seed of the strategy and of every trial's training.
+        space_kwargs: keyword arguments for the space (built-in: besides the data's shape).
+        retrain: when ``True``, :meth:`run` ends by retraining the best architecture on
+            train+val and reporting its test accuracy.
+        export_to: a path the retrained best model is written to at the end of :meth:`run`
+            (see :meth:`export`).
+        progress: draw a progress bar and print the leaderboard.
+        max_failures: stop after this many failed trials in a row.
+
+    Example:
+        >>> import torchnas as tn
+        >>> search = tn.ModelSearch(space="mlp", data="digits", trials=2, progress=False,
+        ...                         trainer=tn.Trainer(epochs=1))
+        >>> study = search.run()
+        >>> len(study.trials)
+        2
+    """
+
+    def __init__(
+        self,
+        space: str | SpaceFn,
+        data: str | tn_data.Data,
+        trainer: Trainer | None = None,
+        objectives: str | Sequence[str] | Mapping[str, str] | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        strategy: str | Strategy | dict[str, Any] = "auto",
+        scheduler: Any = None,
+        trials: int | None = 20,
+        timeout: float | None = None,
+        storage: str | None = None,
+        name: str | None = None,
+        seed: int = 0,
+        space_kwargs: Mapping[str, Any] | None = None,
+        retrain: bool = False,
+        export_to: str | None = None,
+        progress: bool = True,
+        max_failures: int | None = 10,
+    ) -> None:
+        self.space = space
+        self.data = data
+        self.trainer = trainer
+        self.objectives = objectives
+        self.constraints = constraints
+        self.strategy = strategy
+        self.scheduler = scheduler
+        self.trials = trials
+        self.timeout = timeout
+        self.storage = storage
+        self.name = name
+        self.seed = seed
+        self.space_kwargs = space_kwargs
+        self.retrain = retrain
+        self.export_to = export_to
+        self.progress = progress
+        self.max_failures = max_failures
+        self.study: Study | None = None
+        self.space_info: SpaceInfo | None = None
+        self.test_accuracy: float | None = None
+
+    # -- resolved pieces ------------------------------------------------------------------------
+    @functools.cached_property
+    def dataset(self) -> tn_data.Data:
+        """The data bundle (loaded when ``data`` is a name) after validation."""
+        bundle = tn_data.load(self.data) if isinstance(self.data, str) else self.data
+        if not isinstance(bundle, tn_data.Data):
+            raise ConfigError(f"data must be a dataset name or a torchnas Data, got {bundle!r}")
+        tn_data.validate(bundle)
+        return bundle
+
+    @functools.cached_property
+    def space_fn(self) -> SpaceFn:
+        """The space function (a built-in space is created for the data's shape)."""
+        kwargs = dict(self.space_kwargs or {})
+        if isinstance(self.space, str):
+            kwargs.setdefault("input_shape", self.dataset.input_shape)
+            kwargs.setdefault("num_classes", self.dataset.num_classes)
+            fn: SpaceFn = spaces.create(self.space, **kwargs)
+            return fn
+        if not callable(self.space):
+            raise ConfigError(f"space must be a function build(hp) or a name, got {self.space!r}")
+        return functools.partial(self.space, **kwargs) if kwargs else self.space
+
+    @property
+    def space_name(self) -> str | None:
+        """The registered name of the space, when it is a built-in one."""
+        return self.space if isinstance(self.space, str) else None
+
+    def _trainer(self) -> Trainer:
+        return self.trainer if self.trainer is not None else Trainer()
+
+    def check(self) -> SpaceInfo:
+        """Validates data and space before any trial: explores the space (a malformed one
+        fails here, naming the label) and runs one built model on a batch of the data."""
+        bundle = self.dataset
+        info = explore(self.space_fn, seed=self.seed)
+        model = build(self.space_fn, _first_arch(info), strict=False)
+        x = torch.stack([bundle.train[i][0] for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
+        try:
+            with torch.no_grad():
+                out = model.eval()(x)
+        except Exception as exc:
+            raise SpaceError(
+                f"a model of the space fails on a batch of {bundle.name!r} shaped "
+                f"{tuple(x.shape)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if out.ndim != 2 or out.shape[1] != bundle.num_classes:
+            raise SpaceError(
+                f"the space's models output {tuple(out.shape)}; {bundle.name!r} needs "
+                f"(batch, {bundle.num_classes}) logits"
+            )
+        self.space_info = info
+        return info
+
+    def make_study(self) -> Study:
+        """The study this search runs in (created or reopened from ``storage``)."""
+        default_name = f"{self.space_name or getattr(self.space, '__name__', 'space')}-" + (
+            self.data if isinstance(self.data, str) else self.dataset.name
+        )
+        return Study(
+            name=self.name or default_name, storage=self.storage,
+            objectives=self.objectives if self.objectives is not None else {"val_accuracy": "max"},
+            constraints=self.constraints, strategy=self.strategy, scheduler=self.scheduler,
+            seed=self.seed,
+        )
+
+    # -- the search -----------------------------------------------------------------------------
+    def _objective(self, hp: HP) -> dict[str, float]:
+        model = self.space_fn(hp)
+        assert hp.trial is not None
+        hp.trial.commit()
+        seed = derive_seed(self.seed, "train", hp.trial.number) % (2**31)
+        return self._trainer().fit(model, self.dataset, params=hp.arch,
+                                   report=hp.trial.report, seed=seed)
+
+    def run(self) -> Study:
+        """Checks the inputs, then runs trials until ``trials`` have finished in the study or
+        ``timeout`` passes; prints the leaderboard; retrains/exports when asked."""
+        self.check()
+        study = self.study = self.make_study()
+        finished = sum(t.state.finished for t in study.trials)
+        remaining = None if self.trials is None else max(0, self.trials - finished)
+        if finished:
+            log.info("resuming study %r: %d trials already finished", study.name, finished)
+        first = next(iter(study.objectives.items()))
+        bar = ProgressBar(remaining, self.timeout, first, enabled=self.progress)
+        try:
+            study.optimize(self._objective, trials=remaining, timeout=self.timeout,
+                           callbacks=[bar], max_failures=self.max_failures)
+        finally:
+            bar.close()
+        if self.progress:
+            print(self.leaderboard(), file=sys.stdout, flush=True)
+        if self.retrain or self.export_to:
+            model = self.best_model(retrain=True)
+            if self.export_to:
+                path = self.export(self.export_to, model)
+                if self.progress:
+                    print(f"Best model written to {path}", flush=True)
+        return study
+
+    # -- results --------------------------------------------------------------------------------
+    def _study(self) -> Study:
+        if self.study is None:
+            self.study = self.make_study()
+        return self.study
+
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The best trial by the first objective (the front's first for several objectives)."""
+        study = self._study()
+        if len(study.objectives) == 1:
+            return study.best_trial
+        front = study.pareto_front()
+        if not front:
+            raise ValueError(f"study {study.name!r} has no complete feasible trial yet")
+        return front[0]
+
+    def leaderboard(self, top: int = 10) -> str:
+        """The best trials as a table."""
+        study = self._study()
+        ranked = study._ranked()
+        states = [t.state for t in study.trials]
+        counts = ", ".join(f"{states.count(s)} {s.value}" for s in TrialState if states.count(s))
+        head = f"Leaderboard of {study.name!r} ({counts})"
+        return head + "\n" + leaderboard(ranked, study.objectives, top=top)
+
+    def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
+        """The best architecture as a model.
+
+        With ``retrain`` it is trained on train+val (Keras Tuner style) and its test accuracy
+        is measured (``self.test_accuracy``): the test split is touched for this chosen model
+        only. Without, an untrained model of the architecture is returned.
+        """
+        chosen = trial or self.best_trial
+        model = build(self.space_fn, chosen.arch)
+        if not retrain:
+            return model
+        trainer = self._trainer()
+        start = time.monotonic()
+        seed = derive_seed(self.seed, "train", chosen.number) % (2**31)
+        trainer.fit(model, self.dataset, params=chosen.arch, seed=seed, final=True)
+        if self.dataset.test is not None:
+            self.test_accuracy = trainer.evaluate(model, self.dataset.test)["accuracy"]
+            if self.progress:
+                print(f"Best trial {chosen.number} retrained on train+val in "
+                      f"{time.monotonic() - start:.1f}s: test accuracy {self.test_accuracy:.4f}",
+                      flush=True)
+        return model
+
+    def export(self, path: str | Path, model: nn.Module | None = None) -> Path:
+        """Writes the best model (retrained unless ``model`` is given) to ``path``.
+
+        ``.pt``: weights, architecture JSON, space name and its arguments (read back with
+        :func:`torchnas.load_model`); ``.ts``/``.torchscript``: a TorchScript trace.
+        """
+        chosen = self.best_trial
+        if model is None:
+            model = self.best_model(retrain=True)
+        meta: dict[str, Any] = {"trial": chosen.number, "metrics": chosen.metrics,
+                                "input_shape": list(self.dataset.input_shape),
+                                "num_classes": self.dataset.num_classes}
+        if self.test_accuracy is not None:
+            meta["test_accuracy"] = self.test_accuracy
+        kwargs = dict(self.space_kwargs or {})
+        if self.space_name is not None:
+            kwargs.setdefault("input_shape", list(self.dataset.input_shape))
+            kwargs.setdefault("num_classes", self.dataset.num_classes)
+        example = self.dataset.train[0][0].unsqueeze(0)
+        return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
+                          meta=meta, example_input=example)
+
+
+def _first_arch(info: SpaceInfo) -> dict[str, Any]:
+    """Defaults for every label (the model :meth:`ModelSearch.check` probes)."""
+    return {label: i.domain.default for label, i in info.labels.items()}

@@ -1,0 +1,11 @@
+"""Built-in search spaces (``tn.spaces``): ``create(name, **kw)``, ``list()``, ``register``.
+
+Each space is a class whose instances are space functions ``space(hp) -> nn.Module``; they adapt
+to the data's ``input_shape`` and ``num_classes``.
+"""
+
+from torchnas.space.builtin._registry import create, get, list, register
+from torchnas.space.builtin.chain_cnn import ChainCNNSpace
+from torchnas.space.builtin.mlp import MLPSpace
+
+__all__ = ["ChainCNNSpace", "MLPSpace", "create", "get", "list", "register"]
