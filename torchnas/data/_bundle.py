@@ -1,0 +1,294 @@
+"""The :class:`Data` bundle (train/val/test splits) and its constructors and checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
+
+from torchnas._errors import DataError
+
+__all__ = ["Data", "from_datasets", "from_tensors", "validate"]
+
+#: How many items of a plain (non-tensor) Dataset :func:`validate` inspects per split.
+SAMPLE_ITEMS = 8
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Data:
+    """A classification dataset split for architecture search.
+
+    The search trains on ``train`` and selects on ``val``; ``test`` is kept apart and nothing
+    in the library selects on it. Build one with :func:`torchnas.data.load`,
+    :func:`from_tensors` or :func:`from_datasets` (these call :func:`validate`).
+
+    Attributes:
+        train: Training split; items are ``(input, label)`` pairs.
+        val: Validation split, used to rank architectures.
+        test: Held-out split, or None.
+        input_shape: Per-sample input shape, channels first, without the batch dimension:
+            ``(1, 40)`` for a 1-D signal, ``(1, 8, 8)`` for an image, ``(F,)`` for tabular.
+        num_classes: Number of classes; labels are integers in ``[0, num_classes)``.
+        name: Human-readable name.
+    """
+
+    train: Dataset[Any]
+    val: Dataset[Any]
+    test: Dataset[Any] | None
+    input_shape: tuple[int, ...]
+    num_classes: int
+    name: str = "custom"
+
+    def train_val(self) -> Dataset[Any]:
+        """Return train and val as one dataset, for retraining the chosen architecture.
+
+        Two :class:`~torch.utils.data.TensorDataset` splits give a ``TensorDataset`` of
+        ``(inputs, labels)`` (so the trainer keeps its fast path); otherwise a
+        :class:`~torch.utils.data.ConcatDataset`.
+        """
+        a, b = self.train, self.val
+        if isinstance(a, TensorDataset) and isinstance(b, TensorDataset):
+            pairs = zip(a.tensors[:2], b.tensors[:2], strict=True)  # (inputs, labels)
+            return TensorDataset(*(torch.cat([s, t]) for s, t in pairs))
+        return ConcatDataset([a, b])
+
+    def __repr__(self) -> str:
+        test = None if self.test is None else _size(self.test)
+        return (f"Data(name={self.name!r}, train={_size(self.train)}, val={_size(self.val)}, "
+                f"test={test}, input_shape={self.input_shape}, num_classes={self.num_classes})")
+
+
+def from_tensors(
+    train: tuple[Any, Any],
+    val: tuple[Any, Any] | None,
+    test: tuple[Any, Any] | None = None,
+    *,
+    num_classes: int | None = None,
+    name: str = "custom",
+) -> Data:
+    """Build :class:`Data` from ``(x, y)`` pairs of tensors or numpy arrays.
+
+    Float64 inputs become float32; integer labels become int64. ``x`` has shape
+    ``(N, *input_shape)``, ``y`` shape ``(N,)``.
+
+    Args:
+        train: ``(x, y)`` of the training split.
+        val: ``(x, y)`` of the validation split (required).
+        test: ``(x, y)`` of the test split, or None.
+        num_classes: Number of classes; default: the largest label plus one.
+        name: Name of the dataset.
+
+    Returns:
+        The validated bundle, whose splits are ``TensorDataset``s.
+
+    Raises:
+        DataError: If a split is malformed; the message names the split.
+
+    Example:
+        >>> import torch
+        >>> x, y = torch.randn(20, 3), torch.arange(20) % 2
+        >>> from_tensors((x, y), (x, y)).input_shape
+        (3,)
+    """
+    if val is None:
+        raise DataError("val split is missing: pass val=(x, y); the search selects on it")
+    pairs = {"train": train, "val": val, "test": test}
+    splits = {k: _tensor_split(k, p) for k, p in pairs.items() if p is not None}
+    if num_classes is None:
+        num_classes = max(int(s.tensors[1].max()) + 1 if len(s) else 0 for s in splits.values())
+    shape = tuple(splits["train"].tensors[0].shape[1:])
+    data = Data(splits["train"], splits["val"], splits.get("test"), shape, num_classes, name)
+    validate(data)
+    return data
+
+
+def from_datasets(
+    train: Dataset[Any] | DataLoader[Any],
+    val: Dataset[Any] | DataLoader[Any] | None,
+    test: Dataset[Any] | DataLoader[Any] | None = None,
+    *,
+    num_classes: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    name: str = "custom",
+) -> Data:
+    """Build :class:`Data` from torch Datasets (or DataLoaders, whose ``.dataset`` is used).
+
+    Args:
+        train: Training split; items are ``(input, label)`` pairs.
+        val: Validation split (required).
+        test: Test split, or None.
+        num_classes: Number of classes; default: read from a ``targets`` attribute or the
+            labels of a ``TensorDataset``, else found by reading every training label once.
+        input_shape: Per-sample input shape; default: the shape of the first training input.
+        name: Name of the dataset.
+
+    Returns:
+        The validated bundle.
+
+    Raises:
+        DataError: If a split is malformed; the message names the split.
+    """
+    if val is None:
+        raise DataError("val split is missing: pass a val dataset; the search selects on it")
+    tr, va = _unwrap(train), _unwrap(val)
+    te = None if test is None else _unwrap(test)
+    if _size(tr) == 0:
+        raise DataError("train split is empty")
+    if input_shape is None:
+        input_shape = tuple(_item("train", tr, 0)[0].shape)
+    if num_classes is None:
+        labels = _all_labels(tr)
+        num_classes = int(labels.max()) + 1 if _is_int(labels) else 0
+    data = Data(tr, va, te, tuple(input_shape), num_classes, name)
+    validate(data)
+    return data
+
+
+def validate(data: Data) -> None:
+    """Check a :class:`Data` bundle before any training.
+
+    ``TensorDataset`` splits are checked in full (vectorized); other datasets on a sample of
+    items (the first, the last and a few in between).
+
+    Raises:
+        DataError: Naming the split and the problem: empty split, x/y lengths that differ,
+            per-sample shapes that differ across splits, labels that are not integers or lie
+            outside ``[0, num_classes)``, fewer than 2 classes, NaN or inf inputs, or a
+            missing val split.
+    """
+    if not isinstance(data, Data):
+        raise DataError(f"expected a torchnas.data.Data, got {type(data).__name__}")
+    if data.val is None:
+        raise DataError("val split is missing; the search selects on it")
+    named = [("train", data.train), ("val", data.val), ("test", data.test)]
+    splits = {s: _split_tensors(s, ds, data.input_shape) for s, ds in named if ds is not None}
+    for split, (x, y) in splits.items():
+        _check_structure(split, x, y, data.input_shape)
+    k = data.num_classes
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise DataError(f"num_classes must be an integer >= 2 (classification), got {k!r}")
+    for split, (_, y) in splits.items():
+        low, high = int(y.min()), int(y.max())
+        if low < 0:
+            raise DataError(f"{split} split: label {low} is negative; labels must be in "
+                            f"[0, {k - 1}]")
+        if high >= k:
+            raise DataError(f"{split} split: label {high} is out of range for num_classes="
+                            f"{k}; labels must be in [0, {k - 1}]")
+    y = splits["train"][1]
+    if isinstance(data.train, TensorDataset) and y.unique().numel() < 2:
+        raise DataError(f"train split has a single class (label {int(y[0])}); need >= 2")
+
+
+def _check_structure(
+    split: str, x: torch.Tensor, y: torch.Tensor, input_shape: tuple[int, ...]
+) -> None:
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{split} split: {x.shape[0]} inputs but {y.shape[0]} labels")
+    shape = tuple(x.shape[1:])
+    if shape != input_shape:
+        raise DataError(
+            f"{split} split: per-sample input shape {shape} differs from input_shape "
+            f"{input_shape} (every split must share the train split's shape)"
+        )
+    if y.dim() != 1:
+        raise DataError(
+            f"{split} split: labels must be one class index per sample, got shape "
+            f"{tuple(y.shape)} (one-hot labels? use y.argmax(1))"
+        )
+    if not _is_int(y):
+        raise DataError(f"{split} split: labels must be integers (class indices), got {y.dtype}")
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            nan = int(torch.isnan(x).sum())
+            rows = bad.reshape(len(x), -1).any(1).nonzero()
+            raise DataError(
+                f"{split} split: inputs contain {nan} NaN and {int(bad.sum()) - nan} inf "
+                f"values in {len(rows)} samples (first at index {int(rows[0])})"
+            )
+
+
+def _split_tensors(
+    split: str, ds: Dataset[Any], input_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of a TensorDataset's (x, y), or a stacked sample of a plain dataset's items."""
+    n = _size(ds)
+    if n == 0:
+        raise DataError(f"{split} split is empty")
+    if isinstance(ds, TensorDataset):
+        if len(ds.tensors) < 2:
+            raise DataError(f"{split} split: a TensorDataset of (inputs, labels) is needed, "
+                            f"got {len(ds.tensors)} tensor")
+        return ds.tensors[0], ds.tensors[1]
+    step = max(1, (n - 1) // (SAMPLE_ITEMS - 1))
+    xs, ys = [], []
+    for i in sorted({*range(0, n, step), n - 1}):
+        x, y = _item(split, ds, i)
+        if tuple(x.shape) != input_shape:
+            raise DataError(f"{split} split: item {i} has input shape {tuple(x.shape)}, "
+                            f"differs from input_shape {input_shape}")
+        if y.dim() != 0:
+            raise DataError(f"{split} split: item {i} has a label of shape {tuple(y.shape)}; "
+                            f"expected one integer class index")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            nan = int(torch.isnan(x).sum())
+            raise DataError(f"{split} split: item {i} contains {nan} NaN and "
+                            f"{int((~torch.isfinite(x)).sum()) - nan} inf input values")
+        xs.append(x)
+        ys.append(y)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def _item(split: str, ds: Dataset[Any], i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    item = ds[i]
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise DataError(f"{split} split: item {i} is a {type(item).__name__}, "
+                        f"expected an (input, label) pair")
+    return _tensor(item[0]), _tensor(item[1])
+
+
+def _tensor_split(split: str, pair: Any) -> TensorDataset:
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise DataError(f"{split} split: expected an (x, y) pair, got {type(pair).__name__}")
+    x, y = _tensor(pair[0]), _tensor(pair[1])
+    if x.dim() < 2:
+        raise DataError(f"{split} split: inputs need shape (N, *input_shape), got "
+                        f"{tuple(x.shape)}; reshape(-1, 1) for a single feature")
+    n_y = len(y) if y.dim() else 0
+    if len(x) != n_y:
+        raise DataError(f"{split} split: x has {len(x)} samples but y has {n_y}")
+    x = x.float() if x.dtype == torch.float64 else x
+    return TensorDataset(x, y.long() if _is_int(y) else y)  # validate() rejects float labels
+
+
+def _all_labels(ds: Dataset[Any]) -> torch.Tensor:
+    """Every label of ``ds``, read cheaply where the dataset allows."""
+    if isinstance(ds, TensorDataset) and len(ds.tensors) >= 2:
+        return ds.tensors[1]
+    if isinstance(ds, Subset):
+        return _all_labels(ds.dataset)[torch.as_tensor(list(ds.indices), dtype=torch.long)]
+    targets = getattr(ds, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(np.asarray(targets))
+    return torch.stack([_item("train", ds, i)[1] for i in range(_size(ds))])
+
+
+def _unwrap(obj: Dataset[Any] | DataLoader[Any]) -> Dataset[Any]:
+    return obj.dataset if isinstance(obj, DataLoader) else obj
+
+
+def _tensor(a: Any) -> torch.Tensor:
+    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+
+
+def _is_int(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
+def _size(ds: Dataset[Any]) -> int:
+    return len(cast(Sized, ds))

@@ -1,0 +1,184 @@
+"""The training and evaluation loops behind :class:`~torchnas.evaluation.Trainer`."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from torchnas.data import Data
+
+__all__ = [
+    "Batches", "Report", "RunConfig", "evaluate_batches", "make_optimizer", "tensor_pair",
+    "train_epochs",
+]
+
+Report = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Resolved, checked settings of one fit."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    lr_schedule: str
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    seed: int | None
+    grad_clip: float | None
+    label_smoothing: float
+    num_workers: int
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision context of a forward pass (a no-op without amp)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+class Batches:
+    """``(x, y)`` batches on ``device``: tensor slicing for tensor datasets, else a DataLoader."""
+
+    def __init__(self, dataset: Dataset[Any] | DataLoader[Any], batch_size: int,
+                 device: torch.device, *, generator: torch.Generator | None = None,
+                 num_workers: int = 0) -> None:
+        dataset = dataset.dataset if isinstance(dataset, DataLoader) else dataset
+        self.batch_size, self.device, self.generator = batch_size, device, generator
+        tensors = tensor_pair(dataset)
+        self.tensors = None if tensors is None else tuple(t.to(device) for t in tensors)
+        self.loader = None if tensors is not None else DataLoader(
+            dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator,
+            num_workers=num_workers, pin_memory=device.type == "cuda")
+        self.size = len(self.tensors[1]) if self.tensors else len(dataset)  # type: ignore[arg-type]
+        if self.size == 0:
+            raise ValueError("cannot train or evaluate on an empty dataset")
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.loader is not None:
+            for x, y in self.loader:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            return
+        assert self.tensors is not None
+        x, y = self.tensors
+        order = None
+        if self.generator is not None:
+            order = torch.randperm(self.size, generator=self.generator).to(self.device)
+        for i in range(0, self.size, self.batch_size):
+            if order is None:
+                yield x[i : i + self.batch_size], y[i : i + self.batch_size]
+            else:
+                idx = order[i : i + self.batch_size]
+                yield x[idx], y[idx]
+
+
+def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.Generator,
+                 report: Report | None, final: bool) -> dict[str, float]:
+    """Train ``model`` for ``cfg.epochs``; see :meth:`Trainer.fit` for the contract.
+
+    Returns:
+        The last epoch's ``train_loss`` and, unless ``final``, ``val_accuracy``/``val_loss``.
+    """
+    model.to(cfg.device)
+    weights = [p for p in model.parameters() if p.requires_grad]
+    if not weights:
+        raise ValueError("model has no trainable parameters")
+    train = Batches(data.train_val() if final else data.train, cfg.batch_size, cfg.device,
+                    generator=generator, num_workers=cfg.num_workers)
+    val = None if final else Batches(data.val, 512, cfg.device, num_workers=cfg.num_workers)
+    opt = make_optimizer(weights, cfg)
+    total = cfg.epochs * math.ceil(train.size / cfg.batch_size)
+
+    def factor(step: int) -> float:
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    scaler = torch.amp.GradScaler(cfg.device.type, enabled=cfg.amp_dtype == torch.float16)
+    metrics: dict[str, float] = {}
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            loss_sum, seen = torch.zeros((), device=cfg.device), 0
+            for x, y in train:
+                if len(y) == 1 < cfg.batch_size and train.size > 1:
+                    continue  # a trailing batch of one sample breaks BatchNorm: skip it
+                with cfg.autocast():
+                    loss = F.cross_entropy(model(x).float(), y.long(),
+                                           label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip is not None:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                loss_sum += loss.detach() * len(y)
+                seen += len(y)
+            train_loss = float(loss_sum) / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"training loss is {train_loss} in epoch {epoch}; "
+                                         f"try a lower lr or grad_clip")
+            metrics = {"train_loss": train_loss}
+            if val is not None:
+                result = evaluate_batches(model, val, cfg.autocast)
+                metrics = {"val_accuracy": result["accuracy"], "val_loss": result["loss"],
+                           "train_loss": train_loss}
+                if report is not None:
+                    report(epoch, dict(metrics))
+        return metrics
+    finally:  # drop device memory now, even when the traceback outlives this frame
+        model.zero_grad(set_to_none=True)
+        del opt, sched, scaler, train, val
+
+
+def evaluate_batches(model: nn.Module, batches: Batches,
+                     autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+                     ) -> dict[str, float]:
+    """Return ``accuracy`` and mean cross-entropy ``loss``; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), dtype=torch.float64, device=batches.device)
+    correct = torch.zeros((), dtype=torch.long, device=batches.device)
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                with autocast():
+                    out = model(x).float()
+                loss += F.cross_entropy(out, y.long(), reduction="sum")
+                correct += (out.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
+    return {"accuracy": int(correct) / batches.size, "loss": float(loss) / batches.size}
+
+
+def make_optimizer(weights: list[nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names, over ``weights``."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(weights, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def tensor_pair(ds: Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(inputs, labels)`` of a TensorDataset (or a Subset of one), else None."""
+    if isinstance(ds, TensorDataset) and len(ds.tensors) >= 2:
+        return ds.tensors[0], ds.tensors[1]
+    if isinstance(ds, Subset) and (inner := tensor_pair(ds.dataset)) is not None:
+        idx = torch.as_tensor(list(ds.indices), dtype=torch.long)
+        return inner[0][idx], inner[1][idx]
+    return None

@@ -1,0 +1,235 @@
+"""Train and evaluate classifiers: the :class:`Trainer` every NAS trial runs through."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import numbers
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from torchnas.data import Data
+from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
+
+__all__ = ["Trainer", "evaluate"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+#: Keys of a trial's ``params`` that override the Trainer's own values.
+PARAM_OVERRIDES = ("lr", "optimizer", "batch_size", "weight_decay")
+
+
+class Trainer:
+    """Trains a classifier on a :class:`~torchnas.data.Data` bundle; the constructor is the config.
+
+    Keyword arguments are stored as given and checked when :meth:`fit` starts. Training is
+    deterministic on CPU for a given seed. Tensor datasets are sliced directly on the device
+    (no DataLoader); mixed precision is used on CUDA only (bf16 where supported, else fp16).
+
+    Args:
+        epochs: Number of passes over the training split.
+        batch_size: Samples per optimization step.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr: Peak learning rate.
+        weight_decay: Weight decay of the optimizer.
+        momentum: Momentum of SGD.
+        lr_schedule: ``"cosine"`` (per step, down to 0) or ``"constant"``.
+        device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
+        amp: Use mixed precision on CUDA.
+        seed: Seed of shuffling and of random layers (dropout); None for fresh randomness.
+        grad_clip: Maximum gradient norm, or None.
+        label_smoothing: Label smoothing of the training loss.
+        num_workers: DataLoader workers (datasets that are not tensor datasets).
+
+    Example:
+        >>> import torch
+        >>> from torchnas.data import from_tensors
+        >>> x, y = torch.randn(64, 4), torch.arange(64) % 2
+        >>> data = from_tensors((x[:48], y[:48]), (x[48:], y[48:]))
+        >>> metrics = Trainer(epochs=2).fit(torch.nn.Linear(4, 2), data)
+        >>> sorted(metrics)
+        ['epochs', 'params', 'train_loss', 'train_seconds', 'val_accuracy', 'val_loss']
+    """
+
+    def __init__(
+        self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
+        lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
+        lr_schedule: str = "cosine", device: str | torch.device = "auto", amp: bool = True,
+        seed: int | None = 0, grad_clip: float | None = None, label_smoothing: float = 0.0,
+        num_workers: int = 0,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.device = device
+        self.amp = amp
+        self.seed = seed
+        self.grad_clip = grad_clip
+        self.label_smoothing = label_smoothing
+        self.num_workers = num_workers
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the constructor's keyword arguments (the config to save beside results)."""
+        return {name: getattr(self, name) for name in _defaults()}
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.get_params().items() if v != _defaults()[k]}
+        return f"Trainer({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def fit(
+        self, model: nn.Module, data: Data, *, params: Mapping[str, Any] | None = None,
+        report: Report | None = None, seed: int | None = None, final: bool = False,
+    ) -> dict[str, float]:
+        """Train ``model`` on ``data.train``, validating on ``data.val`` after every epoch.
+
+        Args:
+            model: The classifier; it is moved to the device and trained in place.
+            data: The dataset bundle.
+            params: The trial's architecture dict; its ``lr``, ``optimizer``, ``batch_size``
+                and ``weight_decay`` entries, when present, override the Trainer's.
+            report: Called as ``report(epoch, {"val_accuracy", "val_loss", "train_loss"})``
+                after every epoch (epochs count from 1); it may raise
+                :class:`~torchnas._errors.TrialPruned`, which propagates.
+            seed: Overrides the Trainer's seed.
+            final: Train on ``data.train_val()`` for all epochs, with no validation or
+                reporting (the retraining of the chosen architecture).
+
+        Returns:
+            ``val_accuracy`` (a fraction) and ``val_loss`` of the last epoch (omitted when
+            ``final``), ``train_loss``, ``params`` (trainable parameters), ``train_seconds``
+            (wall time of the whole fit) and ``epochs``.
+
+        Raises:
+            ValueError: For a bad argument, before any training.
+            FloatingPointError: When the training loss becomes NaN or inf.
+        """
+        cfg = self._config(params, seed)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(data, Data):
+            raise TypeError(f"data must be a torchnas.data.Data, got {type(data).__name__}")
+        start = time.perf_counter()
+        cuda = []
+        if cfg.device.type == "cuda":
+            cuda = [torch.cuda.current_device() if cfg.device.index is None else cfg.device.index]
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                generator = torch.Generator()
+                if cfg.seed is None:
+                    generator.seed()
+                else:
+                    torch.manual_seed(cfg.seed)
+                    generator.manual_seed(cfg.seed)
+                metrics = train_epochs(model, data, cfg, generator, report, final)
+        finally:
+            if cuda:
+                torch.cuda.empty_cache()
+        metrics["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        metrics["train_seconds"] = time.perf_counter() - start
+        metrics["epochs"] = cfg.epochs
+        return metrics
+
+    def evaluate(self, model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
+                 batch_size: int = 512) -> dict[str, float]:
+        """Return ``accuracy`` and mean cross-entropy ``loss`` on the Trainer's device."""
+        cfg = self._config(None, None)
+        batches = Batches(dataset, batch_size, cfg.device, num_workers=cfg.num_workers)
+        return evaluate_batches(model.to(cfg.device), batches, cfg.autocast)
+
+    def _config(self, params: Mapping[str, Any] | None, seed: int | None) -> RunConfig:
+        """Resolve and check every setting; errors name the argument and its valid values."""
+        values = {k: (f"params[{k!r}]", params[k]) if params and k in params else (k, v)
+                  for k, v in self.get_params().items()}
+        if seed is not None:
+            values["seed"] = ("seed", seed)
+        epochs = _integer(*values["epochs"], low=1)
+        batch_size = _integer(*values["batch_size"], low=1)
+        optimizer = _choice(*values["optimizer"], OPTIMIZERS)
+        schedule = _choice(*values["lr_schedule"], LR_SCHEDULES)
+        lr = _real(*values["lr"], low=0.0, open_low=True)
+        weight_decay = _real(*values["weight_decay"], low=0.0)
+        momentum = _real(*values["momentum"], low=0.0, high=1.0)
+        smoothing = _real(*values["label_smoothing"], low=0.0, high=1.0)
+        clip = values["grad_clip"][1]
+        if clip is not None:
+            clip = _real("grad_clip", clip, low=0.0, open_low=True)
+        seed_value = values["seed"][1]
+        if seed_value is not None:
+            seed_value = _integer(*values["seed"], low=0)
+        workers = _integer(*values["num_workers"], low=0)
+        device = _device(self.device)
+        dtype = None
+        if self.amp and device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return RunConfig(epochs, batch_size, optimizer, lr, weight_decay, momentum, schedule,
+                         device, dtype, seed_value, clip, smoothing, workers)
+
+
+def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
+             batch_size: int = 512, device: str | torch.device | None = None) -> dict[str, float]:
+    """Return the ``accuracy`` (a fraction) and mean cross-entropy ``loss`` of ``model``.
+
+    Args:
+        model: The classifier (moved to ``device``).
+        dataset: Items are ``(input, label)`` pairs; a DataLoader's dataset is used.
+        batch_size: Samples per forward pass.
+        device: Where to evaluate; default: where the model's parameters are.
+    """
+    if device is None:
+        first = next(model.parameters(), None)
+        dev = first.device if first is not None else torch.device("cpu")
+    else:
+        dev = _device(device)
+    batches = Batches(dataset, batch_size, dev)
+    return evaluate_batches(model.to(dev), batches, contextlib.nullcontext)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]' or a torch.device, "
+                         f"got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available")
+    return dev
+
+
+def _integer(name: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _real(name: str, value: Any, *, low: float, high: float = math.inf,
+          open_low: bool = False) -> float:
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if is_real else math.nan
+    above = number > low if open_low else number >= low
+    if not (math.isfinite(number) and above and number < high):
+        bounds = f"{'(' if open_low else '['}{low}, {high})"
+        raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
+    return number
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return str(value)
+
+
+def _defaults() -> dict[str, Any]:
+    sig = inspect.signature(Trainer.__init__)
+    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
