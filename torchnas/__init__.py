@@ -1,9 +1,16 @@
-"""torchnas: neural architecture search for PyTorch."""
+"""torchnas: neural architecture search for PyTorch.
 
-from torchnas import space, storage, strategies
+Write a space once as ``build(hp)``; search it with any strategy; get back the best model.
+"""
+
+from torchnas import data, space, storage, strategies
 from torchnas._errors import ConfigError, DataError, SpaceError, TorchnasError, TrialPruned
 from torchnas._trial import FrozenTrial, TrialState
+from torchnas.evaluation import Trainer
+from torchnas.export import load_model, save_model
+from torchnas.model_search import ModelSearch
 from torchnas.space import HP, arch_key, build, explore
+from torchnas.space import builtin as spaces
 from torchnas.study import Study, Trial, load_study
 
 __version__ = "0.1.0"
@@ -13,18 +20,24 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FrozenTrial",
+    "ModelSearch",
     "SpaceError",
     "Study",
     "TorchnasError",
+    "Trainer",
     "Trial",
     "TrialPruned",
     "TrialState",
     "__version__",
     "arch_key",
     "build",
+    "data",
     "explore",
+    "load_model",
     "load_study",
+    "save_model",
     "space",
+    "spaces",
     "storage",
     "strategies",
 ]

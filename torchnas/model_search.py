@@ -15,7 +15,7 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas._console import ProgressBar, leaderboard
-from torchnas._errors import ConfigError, SpaceError
+from torchnas._errors import ConfigError, SpaceError, TrialPruned
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
 from torchnas.export import save_model
@@ -47,7 +47,8 @@ class ModelSearch:
         scheduler: early-stopping scheduler, or ``None``.
         trials: the study's total number of finished trials to reach (a resumed search
             only runs the rest).
-        timeout: seconds after which no new trial starts.
+        timeout: the search's time budget in seconds: no trial starts after it, and a trial
+            still training when it passes stops at the end of its epoch (recorded PRUNED).
         storage: ``None`` (memory), a path or ``sqlite:///path``.
         name: the study's name (default: ``"<space>-<data>"``).
         seed: seed of the strategy and of every trial's training.
@@ -108,6 +109,7 @@ class ModelSearch:
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
+        self._deadline: float | None = None
 
     # -- resolved pieces ------------------------------------------------------------------------
     @functools.cached_property
@@ -181,8 +183,14 @@ class ModelSearch:
         assert hp.trial is not None
         hp.trial.commit()
         seed = derive_seed(self.seed, "train", hp.trial.number) % (2**31)
-        return self._trainer().fit(model, self.dataset, params=hp.arch,
-                                   report=hp.trial.report, seed=seed)
+        trial = hp.trial
+
+        def report(step: int, metrics: Mapping[str, float]) -> None:
+            trial.report(step, metrics)
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                raise TrialPruned(f"the search's timeout passed during epoch {step}")
+
+        return self._trainer().fit(model, self.dataset, params=hp.arch, report=report, seed=seed)
 
     def run(self) -> Study:
         """Checks the inputs, then runs trials until ``trials`` have finished in the study or
@@ -194,6 +202,7 @@ class ModelSearch:
         if finished:
             log.info("resuming study %r: %d trials already finished", study.name, finished)
         first = next(iter(study.objectives.items()))
+        self._deadline = None if self.timeout is None else time.monotonic() + self.timeout
         bar = ProgressBar(remaining, self.timeout, first, enabled=self.progress)
         try:
             study.optimize(self._objective, trials=remaining, timeout=self.timeout,

@@ -96,6 +96,7 @@ class Trial:
         scheduler = self.study.scheduler
         if scheduler is None:
             return False
+        self.study._sync()  # the scheduler must see the report just appended
         return bool(scheduler.should_prune(self.study, self.study._log.trials[self.number]))
 
 
@@ -139,7 +140,9 @@ class Study:
         else:
             self._id, config = found
             stored: dict[str, str] = config["objectives"]
-            if objectives is not None and parse_objectives(objectives) != stored:
+            if objectives is not None and list(parse_objectives(objectives).items()) != list(
+                stored.items()
+            ):  # order matters: a float result is the first objective
                 raise ConfigError(
                     f"study {name!r} exists with objectives {stored}; "
                     f"got {parse_objectives(objectives)}"
@@ -189,8 +192,8 @@ class Study:
         """
         with self.journal.exclusive():
             self._sync()
-            retry = next((t for t in self._log.trials.values()
-                          if t.state is TrialState.INTERRUPTED), None)
+            first = next(iter(self._log.interrupted), None)
+            retry = None if first is None else self._log.trials[first]
             if retry is not None:
                 number, imposed = retry.number, {**retry.arch, **(fixed or {})}
                 self._append({"kind": "restart", "trial": number, "owner": self._owner})
@@ -198,8 +201,7 @@ class Study:
                 number, imposed = len(self._log.trials), dict(fixed or {})
                 self._append({"kind": "create", "trial": number, "owner": self._owner})
             self._sync()
-        pending = [t.arch for t in self._log.trials.values()
-                   if t.state is TrialState.RUNNING and t.number != number]
+        pending = [self._log.trials[n].arch for n in self._log.running if n != number]
         ctx = AskContext(number=number, seed=self.seed, pending=pending)
         fixed_now = {**self.strategy.ask(ctx), **imposed}
         return Trial(self, number, fixed_now, ctx)
@@ -218,6 +220,7 @@ class Study:
         the reason. A pruned trial without a result keeps its last reported metrics.
         """
         number = trial if isinstance(trial, int) else trial.number
+        self._sync()  # reports made since ask() (a pruned trial keeps the last one)
         current = self._log.trials.get(number)
         if current is None or current.state is not TrialState.RUNNING:
             raise ValueError(f"trial {number} is not running (state: {current and current.state})")

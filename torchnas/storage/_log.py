@@ -23,6 +23,9 @@ class TrialLog:
         self.study_id = study_id
         self.cursor = 0
         self.trials: dict[int, FrozenTrial] = {}
+        # numbers by state, kept so that asking stays O(1) however long the study
+        self.running: dict[int, None] = {}
+        self.interrupted: dict[int, None] = {}
         self._domain_cache: dict[str, Domain] = {}
 
     def _domains(self, data: dict[str, Any]) -> dict[str, Domain]:
@@ -54,7 +57,7 @@ class TrialLog:
                 domains=self._domains(event.get("domains", {})), owner=event.get("owner", ""),
                 budget=event.get("budget"),
             )
-            self.trials[n] = trial
+            self._store(trial)
             return trial
         old = self.trials.get(n)
         if old is None or old.state.finished:
@@ -88,5 +91,15 @@ class TrialLog:
         else:
             return None  # unknown kinds from newer versions are skipped
         trial = dataclasses.replace(old, **changes)
-        self.trials[n] = trial
+        self._store(trial)
         return trial
+
+    def _store(self, trial: FrozenTrial) -> None:
+        n = trial.number
+        self.trials[n] = trial
+        self.running.pop(n, None)
+        self.interrupted.pop(n, None)
+        if trial.state is TrialState.RUNNING:
+            self.running[n] = None
+        elif trial.state is TrialState.INTERRUPTED:
+            self.interrupted[n] = None

@@ -1,0 +1,144 @@
+"""YAML configs: their keys are constructor keyword arguments, checked before any work.
+
+A config is a mapping whose keys are :class:`~torchnas.ModelSearch` arguments; ``trainer`` is a
+mapping of :class:`~torchnas.Trainer` arguments, ``data`` a dataset name or ``{name: ...,
+**load arguments}``, ``strategy`` a name or ``{name: ..., **arguments}``. ``space`` and ``data``
+may also name a function of your own as ``package.module:function``. An unknown key is an error
+naming it and the closest valid keys; so is a value of the wrong type.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from torchnas._errors import ConfigError
+
+__all__ = ["apply_overrides", "check_keys", "load_config", "resolve_object"]
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML mapping safely (no Python objects); errors name the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: malformed YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: malformed YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{p}: the config is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the config must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Applies ``key=value`` overrides (YAML values; dotted keys reach into mappings)."""
+    out = dict(config)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        value = yaml.safe_load(raw) if raw else None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = {"name": child} if isinstance(child, str) else dict(child or {})
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def check_keys(where: str, given: Mapping[str, Any], target: Callable[..., Any],
+               skip: Sequence[str] = ()) -> None:
+    """Raises :class:`ConfigError` for keys ``target`` does not take or values of wrong type."""
+    sig = inspect.signature(target)
+    params = {n: p for n, p in sig.parameters.items()
+              if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # unresolvable annotations: check names only
+        hints = {}
+    for key, value in given.items():
+        if key in skip:
+            continue
+        if key not in params:
+            if takes_any:
+                continue
+            near = difflib.get_close_matches(str(key), list(params), n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint} (valid: {', '.join(params)})")
+        hint_type = hints.get(key)
+        if hint_type is not None and not _matches(value, hint_type):
+            raise ConfigError(
+                f"{where}: key {key!r} must be {_describe(hint_type)}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+
+
+def resolve_object(where: str, ref: str) -> Any:
+    """Imports ``package.module:attribute``."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"{where}: {module_name!r} has no {attr!r}") from None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """A lenient structural check of a YAML value against a type annotation."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    base = origin or hint
+    if base in (dict, Mapping) or (inspect.isclass(base) and issubclass(base, Mapping)):
+        return isinstance(value, dict)
+    if base in (list, tuple, Sequence):
+        return isinstance(value, (list, tuple))
+    if inspect.isclass(base):  # an object (Trainer, Strategy, ...) that YAML writes as a mapping
+        return isinstance(value, (dict, base))
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    base = typing.get_origin(hint) or hint
+    return {dict: "a mapping", list: "a list", tuple: "a list", Mapping: "a mapping",
+            Sequence: "a list"}.get(base, getattr(base, "__name__", str(base)))

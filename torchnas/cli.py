@@ -1,0 +1,167 @@
+"""The ``torchnas`` command: ``search CONFIG``, ``space CONFIG``, ``trials DB``, ``best DB``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torchnas import data as tn_data
+from torchnas._config import apply_overrides, check_keys, load_config, resolve_object
+from torchnas._console import format_arch
+from torchnas._errors import TorchnasError
+from torchnas._table import format_table
+from torchnas.evaluation import Trainer
+from torchnas.model_search import ModelSearch
+from torchnas.study import Study, load_study
+
+__all__ = ["build_search", "main"]
+
+
+def build_search(config: dict[str, Any], where: str = "config") -> ModelSearch:
+    """A :class:`ModelSearch` from a config mapping, every key checked first."""
+    check_keys(where, config, ModelSearch)
+    kwargs = dict(config)
+    if "space" not in kwargs or "data" not in kwargs:
+        missing = [k for k in ("space", "data") if k not in kwargs]
+        raise TorchnasError(f"{where}: missing required key(s) {missing}")
+    if isinstance(kwargs["space"], str) and ":" in kwargs["space"]:
+        kwargs["space"] = resolve_object(f"{where}: space", kwargs["space"])
+    kwargs["data"] = _data(kwargs["data"], f"{where}: data")
+    trainer = kwargs.get("trainer")
+    if isinstance(trainer, dict):
+        check_keys(f"{where}: trainer", trainer, Trainer)
+        kwargs["trainer"] = Trainer(**trainer)
+    return ModelSearch(**kwargs)
+
+
+def _data(spec: Any, where: str) -> Any:
+    if isinstance(spec, str):
+        return resolve_object(where, spec)() if ":" in spec else spec
+    if isinstance(spec, dict):
+        if not isinstance(spec.get("name"), str):
+            raise TorchnasError(f"{where}: a data mapping needs 'name' ({tn_data.available()})")
+        args = {k: v for k, v in spec.items() if k != "name"}
+        if ":" in spec["name"]:
+            return resolve_object(where, spec["name"])(**args)
+        return tn_data.load(spec["name"], **args)
+    raise TorchnasError(f"{where}: expected a dataset name or {{name: ..., ...}}, got {spec!r}")
+
+
+def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every default filled in (written beside the results)."""
+    out: dict[str, Any] = {}
+    for key in ("space", "space_kwargs", "data", "objectives", "constraints", "strategy",
+                "scheduler", "trials", "timeout", "storage", "name", "seed", "retrain",
+                "export_to", "max_failures"):
+        out[key] = config.get(key, getattr(search, key))
+    trainer = search._trainer()
+    out["trainer"] = trainer.get_params()
+    if search.study is not None:
+        out["name"] = search.study.name
+        out["objectives"] = search.study.objectives
+        out["strategy"] = search.study.config["strategy"]
+    return json.loads(json.dumps(out, default=str))
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    config = apply_overrides(load_config(args.config), args.set)
+    search = build_search(config, where=str(args.config))
+    search.run()
+    if search.storage:
+        path = Path(str(search.storage).removeprefix("sqlite:///"))
+        out = path.with_name(f"{path.stem}.{search._study().name}.config.yaml")
+        out.write_text(yaml.safe_dump(resolved_config(search, config), sort_keys=False))
+        print(f"Resolved config written to {out}")
+    return 0
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    config = apply_overrides(load_config(args.config), args.set)
+    search = build_search(config, where=str(args.config))
+    print(search.check().summary())
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Study:
+    if not Path(args.db).exists():
+        raise TorchnasError(f"no such storage file: {args.db}")
+    return load_study(args.db, name=args.name)
+
+
+def _cmd_trials(args: argparse.Namespace) -> int:
+    study = _open(args)
+    cols = list(study.objectives)
+    rows = []
+    for t in study.trials:
+        if args.state and t.state.value != args.state:
+            continue
+        values = [f"{t.value(c):.4g}" if c in t.metrics else "-" for c in cols]
+        note = (t.error or "")[:50]
+        rows.append([str(t.number), t.state.value, *values, f"{t.duration or 0:.1f}",
+                     note or format_arch(t.arch, 50)])
+    print(format_table(["trial", "state", *cols, "seconds", "architecture / error"], rows))
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    study = _open(args)
+    best = study.best_trial if len(study.objectives) == 1 else study.pareto_front()[0]
+    record = {"study": study.name, "trial": best.number, "metrics": best.metrics,
+              "arch": best.arch, "key": best.key}
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"Best trial of {study.name!r}: #{best.number}")
+        for k, v in best.metrics.items():
+            print(f"  {k}: {v:.6g}")
+        print("Architecture:")
+        for k, v in best.arch.items():
+            print(f"  {k}: {v}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torchnas", description="Neural architecture search.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("search", "run the search a YAML config describes"),
+                           ("space", "print the config's search space: labels, domains, size")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("config", type=Path)
+        p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (YAML value; dotted keys: trainer.epochs=5)")
+    for name, helptext in (("trials", "list a study's trials"), ("best", "show the best trial")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("db", help="the study's SQLite file")
+        p.add_argument("--name", help="the study (needed when the file holds several)")
+        if name == "trials":
+            p.add_argument("--state", choices=["running", "complete", "pruned", "failed",
+                                               "interrupted"])
+        else:
+            p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``torchnas`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
+                "best": _cmd_best}
+    try:
+        return commands[args.command](args)
+    except (TorchnasError, ValueError) as exc:
+        print(f"torchnas: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
