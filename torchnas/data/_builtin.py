@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from torchnas._errors import ConfigError
+from torchnas._registry import Registry
 from torchnas.data._bundle import Data, from_tensors
 
 __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
@@ -25,7 +26,7 @@ __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
 #: A loader takes ``val_fraction=``, ``seed=`` and its own keywords and returns :class:`Data`.
 Loader = Callable[..., Data]
 
-_LOADERS: dict[str, Loader] = {}
+LOADERS: Registry[Loader] = Registry("dataset")
 
 #: mnist1d's default generation arguments (``mnist1d.data.get_dataset_args``), kept here so a
 #: cached dataset loads without importing mnist1d (which pulls in scipy and matplotlib).
@@ -45,21 +46,14 @@ def register(name: str) -> Callable[[Loader], Loader]:
         ... def _toy(*, val_fraction: float, seed: int) -> Data: ...
         >>> "toy" in available()
         True
-        >>> del _LOADERS["toy"]
+        >>> LOADERS.remove("toy")
     """
-
-    def decorator(loader: Loader) -> Loader:
-        if name in _LOADERS:
-            raise ValueError(f"a dataset named {name!r} is already registered")
-        _LOADERS[name] = loader
-        return loader
-
-    return decorator
+    return LOADERS.register(name)
 
 
 def available() -> list[str]:
     """Return the names :func:`load` accepts, sorted."""
-    return sorted(_LOADERS)
+    return LOADERS.names()
 
 
 def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) -> Data:
@@ -81,10 +75,8 @@ def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) 
     Raises:
         ConfigError: For an unknown name, option or a fraction outside (0, 1).
     """
-    if name not in _LOADERS:
-        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    loader = LOADERS.get(name)
     _check_fraction("val_fraction", val_fraction)
-    loader = _LOADERS[name]
     params = inspect.signature(loader).parameters
     if all(p.kind is not p.VAR_KEYWORD for p in params.values()):
         options = sorted(set(params) - {"val_fraction", "seed"})

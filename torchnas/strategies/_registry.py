@@ -2,53 +2,36 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from torchnas._errors import ConfigError
+from torchnas._registry import Registry
 from torchnas.strategies._base import Strategy
 from torchnas.strategies._grid import GridStrategy
 from torchnas.strategies._random import RandomStrategy
 
-__all__ = ["AUTO", "available", "create", "register", "resolve"]
+__all__ = ["AUTO", "REGISTRY", "available", "create", "register", "resolve"]
 
 AUTO = "random"
 """What ``"auto"`` means today: random search, until a strategy beats it on the benchmarks."""
 
-F = TypeVar("F", bound=Callable[..., Strategy])
-_REGISTRY: dict[str, Callable[..., Strategy]] = {}
-
-
-def register(name: str) -> Callable[[F], F]:
-    """Decorator registering a strategy class (or factory) under ``name``."""
-
-    def wrap(factory: F) -> F:
-        if name in _REGISTRY:
-            raise ValueError(f"strategy {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
+REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
+register = REGISTRY.register
 
 
 def available() -> list[str]:
     """Names accepted by :func:`create`, ``"auto"`` included."""
-    return sorted([*_REGISTRY, "auto"])
+    return sorted([*REGISTRY.names(), "auto"])
 
 
 def create(name: str, **kwargs: Any) -> Strategy:
     """Builds the strategy registered as ``name`` (``"auto"``: the best general choice).
 
     Raises:
-        ConfigError: for an unknown name, naming the closest registered ones.
+        ConfigError: for an unknown name (naming the closest ones) or bad arguments.
     """
-    key = AUTO if name == "auto" else name
-    factory = _REGISTRY.get(key)
-    if factory is None:
-        near = difflib.get_close_matches(str(name), available(), n=3)
-        hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-        raise ConfigError(f"unknown strategy {name!r}{hint} (available: {', '.join(available())})")
+    factory = REGISTRY.get(AUTO if name == "auto" else name, extra=("auto",))
     try:
         return factory(**kwargs)
     except TypeError as exc:
@@ -67,5 +50,5 @@ def resolve(spec: str | Strategy | dict[str, Any]) -> tuple[Strategy, dict[str, 
     raise ConfigError(f"strategy must be a name, a Strategy or {{'name': ...}}, got {spec!r}")
 
 
-register("random")(RandomStrategy)
-register("grid")(GridStrategy)
+REGISTRY.add("random", RandomStrategy)
+REGISTRY.add("grid", GridStrategy)

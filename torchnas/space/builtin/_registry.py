@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import builtins
-import difflib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torchnas._errors import ConfigError
+from torchnas._registry import Registry
 
-__all__ = ["create", "get", "list", "register"]
+__all__ = ["REGISTRY", "create", "get", "list", "register"]
 
 T = TypeVar("T", bound=type)
-_SPACES: dict[str, type] = {}
+REGISTRY: Registry[type] = Registry("space")
 
 
 def register(name: str) -> Callable[[T], T]:
     """Class decorator: registers a space class under ``name`` (and sets ``cls.name``)."""
 
     def wrap(cls: T) -> T:
-        if name in _SPACES:
-            raise ValueError(f"space {name!r} is already registered")
+        REGISTRY.add(name, cls)
         cls.name = name  # type: ignore[attr-defined]
-        _SPACES[name] = cls
         return cls
 
     return wrap
@@ -30,17 +28,12 @@ def register(name: str) -> Callable[[T], T]:
 
 def list() -> builtins.list[str]:
     """Names of the built-in spaces."""
-    return sorted(_SPACES)
+    return REGISTRY.names()
 
 
 def get(name: str) -> type:
     """The class registered as ``name``; :class:`ConfigError` with suggestions when unknown."""
-    cls = _SPACES.get(name)
-    if cls is None:
-        near = difflib.get_close_matches(str(name), _SPACES, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-        raise ConfigError(f"unknown space {name!r}{hint} (built-in: {', '.join(list())})")
-    return cls
+    return REGISTRY.get(name)
 
 
 def create(name: str, **kwargs: Any) -> Any:
