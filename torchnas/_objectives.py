@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,20 +20,28 @@ __all__ = [
     "rank_key",
 ]
 
-_MAX_HINTS = ("acc", "auc", "f1", "precision", "recall", "r2", "score", "reward", "hypervolume")
-_MIN_HINTS = ("loss", "error", "err", "params", "flops", "latency", "mse", "mae", "time",
-              "memory", "regret", "perplexity", "seconds")
+_MAX_HINTS = ("acc", "auc", "f1", "precision", "recall", "r2", "score", "reward", "hypervolume",
+              "map", "iou", "bleu", "psnr", "ssim")
+_MIN_HINTS = ("loss", "err", "param", "flop", "mac", "latency", "mse", "mae", "rmse", "time",
+              "memory", "regret", "perplexity", "seconds", "energy", "size")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq,
 }
 
 
 def _infer_direction(name: str) -> str:
-    low = name.lower()
-    if any(h in low for h in _MAX_HINTS):
-        return "max"
-    if any(h in low for h in _MIN_HINTS):
-        return "min"
+    """``max`` or ``min`` from the words of ``name`` (``val_accuracy``, ``num_params``).
+
+    A word matches a hint it starts with (``accuracy``: ``acc``; ``flops``: ``flop``); a name
+    whose words point both ways, or nowhere, is an error.
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z][a-z])", r"\1_\2", name)  # valAccuracy: val, accuracy
+    words = [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+    found = {d for w in words
+             for d, hints in (("max", _MAX_HINTS), ("min", _MIN_HINTS))
+             if any(w.startswith(h) for h in hints)}
+    if len(found) == 1:
+        return found.pop()
     raise ConfigError(
         f"objective {name!r}: cannot tell whether to maximize or minimize it; "
         f"write {{{name!r}: 'max'}} or {{{name!r}: 'min'}}"

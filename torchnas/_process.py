@@ -9,14 +9,20 @@ import socket
 __all__ = ["owner_alive", "owner_token"]
 
 
-def _start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux); '' where unknown."""
+def _stat(pid: int) -> tuple[str, str]:
+    """The process's state letter and start time in clock ticks since boot (Linux);
+    ``("", "")`` where unknown."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return fields[19]
+        return fields[0], fields[19]
     except (OSError, IndexError):
-        return ""
+        return "", ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux); '' where unknown."""
+    return _stat(pid)[1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,4 +48,7 @@ def owner_alive(token: str) -> bool | None:
         return False
     except PermissionError:
         pass
-    return not start or _start_ticks(pid) == start
+    state, ticks = _stat(pid)
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped by its parent: it will never write again
+    return not start or ticks == start

@@ -254,7 +254,12 @@ class Study:
                 except (TypeError, ValueError):
                     raise TypeError(f"metric {k!r} is not a number: {v!r}") from None
             return out
-        return {next(iter(self.objectives)): float(result)}
+        try:
+            return {next(iter(self.objectives)): float(result)}
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"the objective returned {result!r}: expected a number or a dict of numbers"
+            ) from None
 
     # -- the loop -------------------------------------------------------------------------------
     def optimize(

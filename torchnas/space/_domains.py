@@ -184,6 +184,10 @@ class Int(Domain):
     def values(self) -> list[Any]:
         return list(range(self.low, self.high + 1, self.step))
 
+    @property
+    def default(self) -> int:
+        return self.low
+
     def describe(self) -> str:
         extra = f", step={self.step}" if self.step != 1 else ""
         return f"int[{self.low}, {self.high}{extra}{', log' if self.log else ''}]"
@@ -210,8 +214,14 @@ class Float(Domain):
             raise SpaceError(f"label {label!r}: low ({self.low}) > high ({self.high})")
         if self.log and self.low <= 0:
             raise SpaceError(f"label {label!r}: log scale needs low > 0, got low={self.low}")
-        if self.step is not None and (self.step <= 0 or self.log):
-            raise SpaceError(f"label {label!r}: step must be > 0 and not combined with log")
+        if self.step is not None and (
+            isinstance(self.step, bool) or not isinstance(self.step, (int, float))
+            or not math.isfinite(self.step) or self.step <= 0 or self.log
+        ):
+            raise SpaceError(
+                f"label {label!r}: step must be a number > 0 and not combined with log, "
+                f"got step={self.step!r}"
+            )
 
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -223,12 +233,17 @@ class Float(Domain):
         k = (value - self.low) / self.step
         return abs(k - round(k)) < 1e-6
 
+    def _clip(self, value: float) -> float:
+        """``value`` pulled back into ``[low, high]`` (``exp(log(x))`` may miss ``x`` by an ulp)."""
+        return float(min(self.high, max(self.low, value)))
+
     def sample(self, rng: random.Random) -> float:
         if self.step is not None:
-            return self.values()[rng.randrange(len(self.values()))]
+            values = self.values()
+            return values[rng.randrange(len(values))]
         if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return float(rng.uniform(self.low, self.high))
+            return self._clip(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return self._clip(rng.uniform(self.low, self.high))
 
     @property
     def size(self) -> int | None:
@@ -241,7 +256,7 @@ class Float(Domain):
         if n is None:
             return super().values()
         assert self.step is not None
-        return [float(self.low + i * self.step) for i in range(n)]
+        return [self._clip(self.low + i * self.step) for i in range(n)]
 
     def grid(self, points: int) -> list[Any]:
         if self.step is not None:
@@ -250,14 +265,20 @@ class Float(Domain):
             return [float(self.low)]
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
-            return [float(math.exp(lo + (hi - lo) * i / (points - 1))) for i in range(points)]
-        return [float(self.low + (self.high - self.low) * i / (points - 1)) for i in range(points)]
+            inner = [math.exp(lo + (hi - lo) * i / (points - 1)) for i in range(1, points - 1)]
+        else:
+            inner = [self.low + (self.high - self.low) * i / (points - 1)
+                     for i in range(1, points - 1)]
+        return [float(self.low), *(self._clip(v) for v in inner), float(self.high)]
 
     @property
     def default(self) -> float:
+        if self.step is not None:
+            values = self.values()
+            return values[len(values) // 2]
         if self.log:
-            return float(math.sqrt(self.low * self.high))
-        return float((self.low + self.high) / 2)
+            return self._clip(math.sqrt(self.low * self.high))
+        return self._clip((self.low + self.high) / 2)
 
     def normalize(self, value: Any) -> float:
         return float(value)
@@ -276,6 +297,10 @@ class Inputs(Domain):
     kind: ClassVar[str] = "inputs"
 
     def check(self, label: str) -> None:
+        for name in ("n", "k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SpaceError(f"label {label!r}: inputs {name} must be an integer, got {v!r}")
         if self.n < 1:
             raise SpaceError(f"label {label!r}: inputs needs at least one candidate, got {self.n}")
         if not 1 <= self.k <= self.n:
@@ -297,6 +322,10 @@ class Inputs(Domain):
     def values(self) -> list[Any]:
         return [list(c) for c in itertools.combinations(range(self.n), self.k)]
 
+    @property
+    def default(self) -> list[int]:
+        return list(range(self.k))
+
     def normalize(self, value: Any) -> list[int]:
         return sorted(int(i) for i in value)
 
@@ -310,7 +339,9 @@ def domain_from_json(data: dict[str, Any]) -> Domain:
     kinds: dict[str, type[Domain]] = {
         c.kind: c for c in (Categorical, Op, Bool, Int, Float, Inputs)
     }
-    cls = kinds[data["kind"]]
+    cls = kinds.get(data.get("kind", ""))
+    if cls is None:
+        raise SpaceError(f"unknown domain kind {data.get('kind')!r}; known: {sorted(kinds)}")
     if "choices" in fields:
         fields["choices"] = tuple(fields["choices"])
     return cls(**fields)

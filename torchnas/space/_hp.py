@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["HP", "InputChoice", "Source"]
 
 _REDUCTIONS = ("sum", "mean", "concat", "none")
+
+
+def _spec(domain: Domain) -> str:
+    return json.dumps(domain.to_json(), sort_keys=True)
 
 
 class Source(Protocol):
@@ -126,15 +131,20 @@ class HP:
             self._scopes.pop()
 
     # -- the decision core ----------------------------------------------------------------------
-    def decide(self, label: str, domain: Domain) -> Any:
-        """Checks ``domain``, then returns the value of ``label`` (one decision per label)."""
+    def _full(self, label: str) -> str:
+        """``label`` with the current scopes' prefix."""
         if not isinstance(label, str) or not label:
             raise SpaceError(f"a label must be a non-empty string, got {label!r}")
-        full = "/".join([*self._scopes, label])
+        return "/".join([*self._scopes, label])
+
+    def decide(self, label: str, domain: Domain) -> Any:
+        """Checks ``domain``, then returns the value of ``label`` (one decision per label)."""
+        full = self._full(label)
         domain.check(full)
         known = self._domains.get(full)
         if known is not None:
-            if known != domain:
+            # compared as JSON: dataclass equality would take choices [1, 0] for [True, False]
+            if _spec(known) != _spec(domain):
                 raise SpaceError(
                     f"label {full!r} is used twice with different domains: "
                     f"{known.describe()} and {domain.describe()}"
@@ -152,7 +162,9 @@ class HP:
     def choice(self, label: str, values: Sequence[Any]) -> Any:
         """One of ``values`` (JSON scalars)."""
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise SpaceError(f"label {label!r}: choice needs a list of values, got {values!r}")
+            raise SpaceError(
+                f"label {self._full(label)!r}: choice needs a list of values, got {values!r}"
+            )
         return self.decide(label, Categorical(tuple(values)))
 
     def int(
@@ -188,14 +200,16 @@ class HP:
         """
         if not isinstance(candidates, Mapping):
             raise SpaceError(
-                f"label {label!r}: op needs a dict {{name: module factory}}, "
+                f"label {self._full(label)!r}: op needs a dict {{name: module factory}}, "
                 f"got {type(candidates).__name__}"
             )
         name = self.decide(label, Op(tuple(candidates)))
         made = candidates[name]
         module = made if isinstance(made, nn.Module) else made()
         if not isinstance(module, nn.Module):
-            raise SpaceError(f"label {label!r}: candidate {name!r} did not build an nn.Module")
+            raise SpaceError(
+                f"label {self._full(label)!r}: candidate {name!r} did not build an nn.Module"
+            )
         return module
 
     def inputs(
@@ -211,13 +225,16 @@ class HP:
         """
         if reduction not in _REDUCTIONS:
             raise SpaceError(
-                f"label {label!r}: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
+                f"label {self._full(label)!r}: reduction must be one of {_REDUCTIONS}, "
+                f"got {reduction!r}"
             )
         if isinstance(candidates, builtins.int) and not isinstance(candidates, builtins.bool):
             chosen = self.decide(label, Inputs(candidates, k))
             return InputChoice(candidates, chosen, reduction)
         if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
-            raise SpaceError(f"label {label!r}: inputs needs a list of candidates or a count")
+            raise SpaceError(
+                f"label {self._full(label)!r}: inputs needs a list of candidates or a count"
+            )
         chosen = self.decide(label, Inputs(len(candidates), k))
         picked = [candidates[i] for i in chosen]
         if all(isinstance(x, torch.Tensor) for x in picked):

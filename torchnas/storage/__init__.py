@@ -27,8 +27,12 @@ def get_storage(url: str | os.PathLike[str] | Journal | None) -> Journal:
     if "://" in text:
         scheme, _, rest = text.partition("://")
         if scheme != "sqlite":
-            raise ValueError(f"storage {text!r}: unknown scheme {scheme!r}; use a path or sqlite:///path")
+            raise ValueError(
+                f"storage {text!r}: unknown scheme {scheme!r}; use a path or sqlite:///path"
+            )
         text = rest[1:] if rest.startswith("/") else rest
         if not text:
             raise ValueError(f"storage {url!r}: no file path after sqlite:///")
+        if text == ":memory:":
+            return MemoryJournal()
     return SQLiteJournal(text)

@@ -35,11 +35,18 @@ class Journal(ABC):
 
     @abstractmethod
     def append(self, study_id: int, events: list[Event]) -> None:
-        """Appends events, atomically and durably (survives the process being killed)."""
+        """Appends JSON-able events, atomically and durably (survives the process being killed).
+
+        Raises ``KeyError`` for an unknown study id.
+        """
 
     @abstractmethod
     def read(self, study_id: int, after: int = 0) -> list[tuple[int, Event]]:
-        """Events with sequence number greater than ``after``, as ``(seq, event)``, in order."""
+        """Events with sequence number greater than ``after``, as ``(seq, event)``, in order.
+
+        Events come back as their JSON round trip (tuples as lists). Sequence numbers grow
+        strictly within a study. Raises ``KeyError`` for an unknown study id.
+        """
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

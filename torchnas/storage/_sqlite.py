@@ -110,9 +110,15 @@ class SQLiteJournal(Journal):
             rows = self._conn.execute("SELECT name FROM studies ORDER BY id").fetchall()
         return [r[0] for r in rows]
 
+    def _missing(self, study_id: int) -> bool:
+        row = self._conn.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone()
+        return row is None
+
     def append(self, study_id: int, events: list[Event]) -> None:
         rows = [(study_id, e.get("trial"), e["kind"], json.dumps(e)) for e in events]
         with self.exclusive():
+            if self._missing(study_id):
+                raise KeyError(f"no study with id {study_id} in {self.path}")
             self._conn.executemany(
                 "INSERT INTO events (study_id, trial, kind, data) VALUES (?, ?, ?, ?)", rows
             )
@@ -123,6 +129,8 @@ class SQLiteJournal(Journal):
                 "SELECT seq, data FROM events WHERE study_id = ? AND seq > ? ORDER BY seq",
                 (study_id, after),
             ).fetchall()
+            if not rows and self._missing(study_id):
+                raise KeyError(f"no study with id {study_id} in {self.path}")
         return [(int(seq), json.loads(data)) for seq, data in rows]
 
     def integrity_check(self) -> str:

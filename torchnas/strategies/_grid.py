@@ -56,23 +56,34 @@ class GridStrategy(Strategy):
         self.shuffle = shuffle
         self._root: _Node | None = None
 
-    def _node(self, path: list[tuple[str, Any]], label: str, domain: Domain) -> _Node:
-        """The node reached by ``path`` (created for ``label`` when new)."""
+    def _values(self, path: list[tuple[str, Any]], label: str, domain: Domain) -> list[Any]:
+        """The branches of a node, in the order they are visited."""
+        values = domain.grid(self.float_points)
+        if self.shuffle:
+            random.Random(derive_seed(self.seed, [p[1] for p in path], label)).shuffle(values)
+        return values
+
+    def _node(self, path: list[tuple[str, Any]], label: str, domain: Domain) -> _Node | None:
+        """The node reached by ``path`` (created for ``label`` when new).
+
+        ``None`` when ``path`` leaves the trie before its end: a value fixed from outside the grid
+        (an enqueued architecture, an interrupted trial taken up again) whose branch no trial has
+        walked yet.
+        """
         slot: _Node | None = self._root
         parent: _Node | None = None
         for lbl, value in path:
-            if slot is None or slot.label != lbl:
+            if slot is None:
+                return None
+            if slot.label != lbl:
                 raise SpaceError(
                     f"grid: the space is not deterministic; after the same decisions it met "
-                    f"{lbl!r} where earlier runs met {slot.label if slot else None!r}"
+                    f"{lbl!r} where earlier runs met {slot.label!r}"
                 )
             parent = slot
             slot = slot.children.get(_key(value))
         if slot is None:
-            values = domain.grid(self.float_points)
-            if self.shuffle:
-                random.Random(derive_seed(self.seed, [p[1] for p in path], label)).shuffle(values)
-            slot = _Node(label, domain, values)
+            slot = _Node(label, domain, self._values(path, label, domain))
             if parent is None:
                 self._root = slot
             else:
@@ -85,7 +96,10 @@ class GridStrategy(Strategy):
         return slot
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        node = self._node(list(ctx.params.items()), label, domain)
+        path = list(ctx.params.items())
+        node = self._node(path, label, domain)
+        if node is None:  # below a fixed value no trial has reached: nothing there is done
+            return self._values(path, label, domain)[0]
         for value in node.values:
             if _key(value) not in node.done:
                 return value
@@ -99,9 +113,12 @@ class GridStrategy(Strategy):
             if domain is None:
                 return
             try:
-                nodes.append(self._node(path[:i], label, domain))
+                node = self._node(path[:i], label, domain)
             except SpaceError:
                 return  # a trial from outside this grid (enqueued by hand, another space)
+            if node is None:
+                return
+            nodes.append(node)
         for i in range(len(path) - 1, -1, -1):
             key = _key(path[i][1])
             if key not in nodes[i].keys:
