@@ -333,3 +333,11 @@ def test_a_strategy_object_fits_the_interface() -> None:
     s.optimize(toy, trials=3)
     assert all(a == {"kind": "cnn", "depth": 1, "width": 8, "lr": pytest.approx(1e-2)}
                for a in archs(s))
+
+
+def test_grid_spreads_points_over_a_huge_int_domain() -> None:
+    study = tn.Study(strategy={"name": "grid", "float_points": 4}, objectives={"v": "min"})
+    study.optimize(lambda hp: float(hp.int("n", 0, 10**9)), trials=100)
+    values = [t.arch["n"] for t in study.trials]
+    assert len(values) == 4 and values[0] == 0 and values[-1] == 10**9
+    assert study.strategy.exhausted()

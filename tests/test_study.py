@@ -403,8 +403,9 @@ def test_reopening_checks_objectives_and_constraints(tmp_path: Path) -> None:
 
 def test_load_study(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
-    with pytest.raises(ValueError, match="name one of"):
+    with pytest.raises(ValueError, match="no such storage file"):
         tn.load_study(path)
+    assert not path.exists()  # opening to load never creates an empty database
     tn.Study("one", storage=path, objectives="acc").journal.close()
     assert tn.load_study(path).name == "one"
     tn.Study("two", storage=path, objectives="acc").journal.close()
@@ -589,3 +590,43 @@ def test_owner_tokens() -> None:
 
 def _pid_reused(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
+
+
+def test_pruned_trial_keeps_the_reason() -> None:
+    study = tn.Study(objectives={"acc": "max"})
+
+    def objective(hp: tn.HP) -> float:
+        assert hp.trial is not None
+        hp.trial.report(1, {"acc": 0.5})
+        raise tn.TrialPruned("too slow at epoch 1")
+
+    study.optimize(objective, trials=1)
+    trial = study.trials[0]
+    assert trial.state is tn.TrialState.PRUNED
+    assert trial.error == "too slow at epoch 1"
+    assert trial.metrics == {"acc": 0.5}
+
+
+def test_events_of_a_dead_attempt_are_ignored_after_restart(tmp_path: Path) -> None:
+    """A finish written by an attempt that was declared dead must not close the new attempt."""
+    path = tmp_path / "late.db"
+    study = tn.Study("s", storage=path, objectives={"acc": "max"})
+    study._append({"kind": "create", "trial": 0, "owner": "elsewhere:1:1"})
+    study._append({"kind": "interrupt", "trial": 0, "reason": "its process died"})
+    trial = study.ask()  # takes trial 0 up again, owned by this process
+    assert trial.number == 0
+    study._append({"kind": "finish", "trial": 0, "state": "complete", "metrics": {"acc": 0.1},
+                   "owner": "elsewhere:1:1"})
+    assert study.trials[0].state is tn.TrialState.RUNNING
+    done = study.tell(trial, 0.9)
+    assert done.state is tn.TrialState.COMPLETE and done.metrics == {"acc": 0.9}
+    assert done.attempts == 2
+    study.journal.close()
+
+
+def test_auto_is_stored_as_what_it_means(tmp_path: Path) -> None:
+    path = tmp_path / "auto.db"
+    tn.Study("s", storage=path, strategy="auto").journal.close()
+    again = tn.load_study(path)
+    assert again.config["strategy"] == {"name": tn.strategies.AUTO}
+    again.journal.close()

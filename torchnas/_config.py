@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,29 @@ import yaml
 
 from torchnas._errors import ConfigError
 
-__all__ = ["apply_overrides", "check_keys", "load_config", "resolve_object"]
+__all__ = ["apply_overrides", "check_keys", "load_config", "parse_value", "resolve_object"]
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as a float, as YAML 1.2 does (YAML 1.1 wants a dot:
+    ``1.0e-3``, and PyYAML makes ``1e-3`` a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str) -> Any:
+    """A YAML scalar or flow value as a config holds it (``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -33,7 +56,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -54,12 +77,25 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
-        value = yaml.safe_load(raw) if raw else None
-        node = out
         parts = key.split(".")
-        for part in parts[:-1]:
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key in {key!r}")
+        try:
+            value = parse_value(raw) if raw else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: malformed YAML value: {exc}") from None
+        node = out
+        for depth, part in enumerate(parts[:-1], 1):
             child = node.get(part)
-            child = {"name": child} if isinstance(child, str) else dict(child or {})
+            if isinstance(child, str):  # a name stands for {name: ...}: data, strategy
+                child = {"name": child}
+            elif child is None:
+                child = {}
+            elif isinstance(child, dict):
+                child = dict(child)
+            else:
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])!r} is "
+                                  f"{child!r}, not a mapping")
             node[part] = child
             node = child
         node[parts[-1]] = value

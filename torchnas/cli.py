@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,7 +93,10 @@ def _cmd_space(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace) -> Study:
     if not Path(args.db).exists():
         raise TorchnasError(f"no such storage file: {args.db}")
-    return load_study(args.db, name=args.name)
+    try:
+        return load_study(args.db, name=args.name)
+    except sqlite3.DatabaseError as exc:
+        raise TorchnasError(f"{args.db}: not a torchnas SQLite storage ({exc})") from None
 
 
 def _cmd_trials(args: argparse.Namespace) -> int:

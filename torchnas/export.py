@@ -94,16 +94,17 @@ def load_model(path: str | Path, space: Callable[[HP], nn.Module] | None = None,
         path: the file.
         space: the space function, for models of a space of your own (built-in spaces are
             found by the name stored in the file).
-        space_kwargs: arguments for ``space`` (override the stored ones for built-in spaces).
+        space_kwargs: arguments of the space; they override the stored ones.
     """
     saved = read_export(path)
+    kwargs = {**saved["space_kwargs"], **space_kwargs}
     if space is None:
         if saved["space"] is None:
             raise ConfigError(f"{path}: the model comes from a space function of your own; "
                               "pass it: load_model(path, space=build)")
-        space = spaces.create(saved["space"], **{**saved["space_kwargs"], **space_kwargs})
+        space = spaces.create(saved["space"], **kwargs)
         model = build(space, saved["arch"])
     else:
-        model = build(space, saved["arch"], **space_kwargs)
+        model = build(space, saved["arch"], **kwargs)
     model.load_state_dict(saved["state_dict"])
     return model.eval()

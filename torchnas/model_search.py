@@ -144,8 +144,16 @@ class ModelSearch:
 
     def check(self) -> SpaceInfo:
         """Validates data and space before any trial: explores the space (a malformed one
-        fails here, naming the label) and runs one built model on a batch of the data."""
+        fails here, naming the label) and runs one built model on a batch of the data; checks
+        the trainer's settings too."""
         bundle = self.dataset
+        trainer = self._trainer()
+        if not isinstance(trainer, Trainer):
+            raise ConfigError(f"trainer must be a torchnas Trainer, got {trainer!r}")
+        try:
+            trainer.check()
+        except ValueError as exc:
+            raise ConfigError(f"trainer: {exc}") from None
         info = explore(self.space_fn, seed=self.seed)
         model = build(self.space_fn, _first_arch(info), strict=False)
         x = torch.stack([bundle.train[i][0] for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -77,7 +78,9 @@ class Trial:
         """Writes the decisions made so far to storage (to re-run them after a crash)."""
         fresh = self._uncommitted()
         if fresh["arch"]:
-            self.study._append({"kind": "arch", "trial": self.number, **fresh})
+            self.study._append(
+                {"kind": "arch", "trial": self.number, "owner": self.study._owner, **fresh}
+            )
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         """Records intermediate metrics (e.g. per epoch); raises :class:`TrialPruned` when the
@@ -86,7 +89,8 @@ class Trial:
         clean = {k: float(v) for k, v in metrics.items()}
         self.last_metrics = clean
         self.study._append(
-            {"kind": "report", "trial": self.number, "step": int(step), "metrics": clean}
+            {"kind": "report", "trial": self.number, "step": int(step), "metrics": clean,
+             "owner": self.study._owner}
         )
         if self.should_prune():
             raise TrialPruned(f"stopped by the scheduler at step {step}")
@@ -237,8 +241,8 @@ class Study:
         feasible = is_feasible(metrics, self.constraints) if state is TrialState.COMPLETE else None
         event = {"kind": "finish", "trial": number, "state": state.value, "metrics": metrics,
                  "feasible": feasible, "error": error}
-        if isinstance(trial, Trial):
-            event.update(trial._uncommitted())
+        if isinstance(trial, Trial):  # from the running process: only its owner may finish it
+            event.update(trial._uncommitted(), owner=self._owner)
         self._append(event)
         self._sync()
         return self._log.trials[number]
@@ -312,8 +316,9 @@ class Study:
         trial = self.ask()
         try:
             result = objective(trial.hp)
-        except TrialPruned:
-            return self.tell(trial, trial.last_metrics or None, state=TrialState.PRUNED)
+        except TrialPruned as exc:
+            return self.tell(trial, trial.last_metrics or None, state=TrialState.PRUNED,
+                             error=str(exc) or None)
         except SpaceError as exc:
             self.tell(trial, state=TrialState.FAILED, error=f"SpaceError: {exc}")
             raise
@@ -380,11 +385,17 @@ class Study:
         return info.summary()
 
 
-def load_study(storage: str | Journal, name: str | None = None, **kwargs: Any) -> Study:
+def load_study(
+    storage: str | os.PathLike[str] | Journal, name: str | None = None, **kwargs: Any
+) -> Study:
     """Opens an existing study (the only one in ``storage`` when ``name`` is omitted).
 
     Keyword arguments (``strategy``, ``scheduler``) are passed to :class:`Study`.
     """
+    if isinstance(storage, (str, os.PathLike)) and os.fspath(storage) != ":memory:":
+        path = os.fspath(storage).removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            raise ValueError(f"no such storage file: {path}")
     journal = get_storage(storage)
     names = journal.study_names()
     if name is None:

@@ -86,6 +86,14 @@ class Trainer:
         changed = {k: v for k, v in self.get_params().items() if v != _defaults()[k]}
         return f"Trainer({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
+    def check(self) -> None:
+        """Check every setting now (as :meth:`fit` does first).
+
+        Raises:
+            ValueError: Naming the first bad argument and its valid values.
+        """
+        self._config(None, None)
+
     def fit(
         self, model: nn.Module, data: Data, *, params: Mapping[str, Any] | None = None,
         report: Report | None = None, seed: int | None = None, final: bool = False,

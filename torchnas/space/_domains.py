@@ -21,6 +21,8 @@ from torchnas._errors import SpaceError
 __all__ = ["Bool", "Categorical", "Domain", "Float", "Inputs", "Int", "Op"]
 
 _Scalar = (str, int, float, bool, type(None))
+GRID_LIMIT = 1000
+"""An integer domain with more values than this is gridded like a continuous one."""
 
 
 class Domain(ABC):
@@ -183,6 +185,15 @@ class Int(Domain):
 
     def values(self) -> list[Any]:
         return list(range(self.low, self.high + 1, self.step))
+
+    def grid(self, points: int) -> list[Any]:
+        """Every value up to :data:`GRID_LIMIT` of them; else ``points`` values spread over the
+        range (log-spaced on log domains), as for a continuous domain."""
+        if self.size <= GRID_LIMIT:
+            return self.values()
+        spread = Float(float(self.low), float(self.high), self.log).grid(points)
+        snapped = [self.low + self.step * round((v - self.low) / self.step) for v in spread]
+        return sorted({min(self.high, max(self.low, v)) for v in snapped})
 
     @property
     def default(self) -> int:

@@ -62,6 +62,8 @@ class TrialLog:
         old = self.trials.get(n)
         if old is None or old.state.finished:
             return None  # a late event for a trial another process already closed
+        if kind in ("arch", "report", "finish") and event.get("owner", old.owner) != old.owner:
+            return None  # from an attempt declared dead; the trial was restarted elsewhere
         changes: dict[str, Any]
         if kind == "arch":
             changes = {"arch": {**old.arch, **event["arch"]},

@@ -42,8 +42,8 @@ def resolve(spec: str | Strategy | dict[str, Any]) -> tuple[Strategy, dict[str, 
     """A strategy from a name, an object or ``{"name": ..., **kwargs}``, and its stored spec."""
     if isinstance(spec, Strategy):
         return spec, {"name": spec.name or type(spec).__name__, **spec.get_params()}
-    if isinstance(spec, str):
-        return create(spec), {"name": spec}
+    if isinstance(spec, str):  # "auto" is stored as what it means now, for exact resumes
+        return create(spec), {"name": AUTO if spec == "auto" else spec}
     if isinstance(spec, dict) and isinstance(spec.get("name"), str):
         kwargs = {k: v for k, v in spec.items() if k != "name"}
         return create(spec["name"], **kwargs), dict(spec)
