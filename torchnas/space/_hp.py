@@ -237,6 +237,6 @@ class HP:
             )
         chosen = self.decide(label, Inputs(len(candidates), k))
         picked = [candidates[i] for i in chosen]
-        if all(isinstance(x, torch.Tensor) for x in picked):
+        if all(isinstance(x, torch.Tensor) for x in candidates):  # the type never depends on picks
             return reduce_inputs(picked, reduction)
         return picked[0] if k == 1 and reduction != "none" else picked
