@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,15 @@ def test_pruned_trials_keep_their_last_reported_metrics() -> None:
     assert study.tell(trial, state=PRUNED).metrics == {"acc": 0.9}
 
 
-class StopAfter:
+class StopAfter(tn.schedulers.Scheduler):
     """A scheduler: prunes every trial once it has reported ``steps`` times."""
+
+    name = "stop_after"
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
 
-    def should_prune(self, study: tn.Study, trial: tn.FrozenTrial) -> bool:
+    def should_prune(self, trial: tn.FrozenTrial, trials: Mapping[int, tn.FrozenTrial]) -> bool:
         return len(trial.intermediate) >= self.steps
 
 

@@ -3,7 +3,7 @@
 Write a space once as ``build(hp)``; search it with any strategy; get back the best model.
 """
 
-from torchnas import data, space, storage, strategies
+from torchnas import data, schedulers, space, storage, strategies
 from torchnas._errors import ConfigError, DataError, SpaceError, TorchnasError, TrialPruned
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
@@ -36,6 +36,7 @@ __all__ = [
     "load_model",
     "load_study",
     "save_model",
+    "schedulers",
     "space",
     "spaces",
     "storage",

@@ -20,6 +20,8 @@ from torchnas._objectives import (
 )
 from torchnas._process import owner_alive, owner_token
 from torchnas._trial import FrozenTrial, TrialState
+from torchnas.schedulers import Scheduler
+from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
 from torchnas.storage import Journal, TrialLog, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
@@ -101,7 +103,13 @@ class Trial:
         if scheduler is None:
             return False
         self.study._sync()  # the scheduler must see the report just appended
-        return bool(scheduler.should_prune(self.study, self.study._log.trials[self.number]))
+        trials = self.study._log.trials
+        return bool(scheduler.should_prune(trials[self.number], trials))
+
+    @property
+    def budget(self) -> float | None:
+        """The most steps (epochs, ...) the scheduler grants this trial; ``None``: no limit."""
+        return self.study._log.trials[self.number].budget
 
 
 class Study:
@@ -115,7 +123,8 @@ class Study:
         objectives: ``{"metric": "max"|"min"}``; a bare name infers the direction.
         constraints: ``{"metric": (op, bound)}``, op in ``<= < >= > ==``.
         strategy: a registered name (``"auto"``), a :class:`Strategy`, or ``{"name": ..., **kw}``.
-        scheduler: an object with ``should_prune(study, trial) -> bool``, or ``None``.
+        scheduler: a scheduler name (``tn.schedulers.available()``), a
+            :class:`~torchnas.schedulers.Scheduler`, ``{"name": ..., **kw}``, or ``None``.
         seed: the seed every random stream derives from.
     """
 
@@ -126,7 +135,7 @@ class Study:
         objectives: str | Sequence[str] | Mapping[str, str] | None = None,
         constraints: Mapping[str, Any] | None = None,
         strategy: str | Strategy | dict[str, Any] = "auto",
-        scheduler: Any = None,
+        scheduler: str | Scheduler | dict[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
         self.name = name
@@ -138,8 +147,9 @@ class Study:
             self.constraints = parse_constraints(constraints)
             self.seed = int(seed)
             self.strategy, spec = resolve(strategy)
+            self.scheduler, sched_spec = resolve_scheduler(scheduler)
             config = {"objectives": self.objectives, "constraints": self.constraints,
-                      "seed": self.seed, "strategy": spec}
+                      "seed": self.seed, "strategy": spec, "scheduler": sched_spec}
             self._id = self.journal.create_study(name, config)
         else:
             self._id, config = found
@@ -157,9 +167,12 @@ class Study:
                 raise ConfigError(f"study {name!r} exists with constraints {config['constraints']}")
             self.seed = int(config["seed"])
             self.strategy, _ = resolve(config["strategy"] if strategy == "auto" else strategy)
+            self.scheduler, _ = resolve_scheduler(
+                config.get("scheduler") if scheduler is None else scheduler)
         self.config = config
-        self.scheduler = scheduler
         self.strategy.setup(self.objectives, self.seed)
+        if self.scheduler is not None:
+            self.scheduler.setup(self.objectives, self.seed)
         self._owner = owner_token()
         self._log = TrialLog(self.journal, self._id)
         self._sync()
@@ -203,7 +216,9 @@ class Study:
                 self._append({"kind": "restart", "trial": number, "owner": self._owner})
             else:
                 number, imposed = len(self._log.trials), dict(fixed or {})
-                self._append({"kind": "create", "trial": number, "owner": self._owner})
+                budget = None if self.scheduler is None else self.scheduler.budget(number)
+                self._append({"kind": "create", "trial": number, "owner": self._owner,
+                              "budget": budget})
             self._sync()
         pending = [self._log.trials[n].arch for n in self._log.running if n != number]
         ctx = AskContext(number=number, seed=self.seed, pending=pending)
