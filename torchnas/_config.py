@@ -23,7 +23,9 @@ import yaml
 
 from torchnas._errors import ConfigError
 
-__all__ = ["apply_overrides", "check_keys", "load_config", "parse_value", "resolve_object"]
+__all__ = [
+    "apply_overrides", "check_keys", "dump_config", "load_config", "parse_value", "resolve_object",
+]
 
 
 class _Loader(yaml.SafeLoader):
@@ -31,16 +33,23 @@ class _Loader(yaml.SafeLoader):
     ``1.0e-3``, and PyYAML makes ``1e-3`` a string)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper matching :class:`_Loader` (it quotes a string such as ``"1e-3"``)."""
+
+
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X)
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """A config as YAML that :func:`load_config` reads back unchanged."""
+    return yaml.dump(dict(config), Dumper=_Dumper, sort_keys=False)
 
 
 def parse_value(text: str) -> Any:
@@ -55,6 +64,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from torchnas import data as tn_data
-from torchnas._config import apply_overrides, check_keys, load_config, resolve_object
+from torchnas._config import (
+    apply_overrides,
+    check_keys,
+    dump_config,
+    load_config,
+    resolve_object,
+)
 from torchnas._console import format_arch
 from torchnas._errors import TorchnasError
 from torchnas._table import format_table
@@ -77,8 +82,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     search.run()
     if search.storage:
         path = Path(str(search.storage).removeprefix("sqlite:///"))
-        out = path.with_name(f"{path.stem}.{search._study().name}.config.yaml")
-        out.write_text(yaml.safe_dump(resolved_config(search, config), sort_keys=False))
+        name = re.sub(r"[^\w.-]", "_", search._study().name)  # a file name, whatever the study's
+        out = path.with_name(f"{path.stem}.{name}.config.yaml")
+        out.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
         print(f"Resolved config written to {out}")
     return 0
 

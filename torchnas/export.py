@@ -74,6 +74,8 @@ def save_model(
 
 def read_export(path: str | Path) -> dict[str, Any]:
     """The contents of a ``.pt`` export, decoded (``arch``, ``space``, ``state_dict``, ...)."""
+    if Path(path).suffix in (".ts", ".torchscript"):
+        raise ConfigError(f"{path}: a TorchScript trace; load it with torch.jit.load")
     raw = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a torchnas model export (format {FORMAT})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import sys
@@ -16,12 +17,13 @@ from torch import nn
 from torchnas import data as tn_data
 from torchnas._console import ProgressBar, leaderboard
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
+from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
 from torchnas.export import save_model
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
-from torchnas.strategies import Strategy, derive_seed
+from torchnas.strategies import Strategy, derive_seed, resolve
 from torchnas.study import Study
 
 __all__ = ["ModelSearch"]
@@ -154,9 +156,11 @@ class ModelSearch:
             trainer.check()
         except ValueError as exc:
             raise ConfigError(f"trainer: {exc}") from None
+        self._check_study_settings(trainer)
         info = explore(self.space_fn, seed=self.seed)
         model = build(self.space_fn, _first_arch(info), strict=False)
-        x = torch.stack([bundle.train[i][0] for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
+        x = torch.stack([torch.as_tensor(bundle.train[i][0])
+                         for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
         try:
             with torch.no_grad():
                 out = model.eval()(x)
@@ -173,6 +177,20 @@ class ModelSearch:
         self.space_info = info
         return info
 
+    def _check_study_settings(self, trainer: Trainer) -> None:
+        """Strategy, objectives and constraints, checked before storage is touched: each
+        objective and constraint must be a metric the trainer reports."""
+        resolve(self.strategy)
+        names = [*parse_objectives(self.objectives or {"val_accuracy": "max"}),
+                 *parse_constraints(self.constraints)]
+        known = list(trainer.METRICS)
+        for name in names:
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=2)
+                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+                raise ConfigError(f"{name!r} is not a metric of the trials{hint} "
+                                  f"(they report: {', '.join(known)})")
+
     def make_study(self) -> Study:
         """The study this search runs in (created or reopened from ``storage``)."""
         default_name = f"{self.space_name or getattr(self.space, '__name__', 'space')}-" + (
@@ -186,12 +204,18 @@ class ModelSearch:
         )
 
     # -- the search -----------------------------------------------------------------------------
+    def _train_seed(self, number: int) -> int:
+        """The seed of trial ``number``'s weights and training (its retraining reuses it)."""
+        return derive_seed(self.seed, "train", number) % (2**31)
+
     def _objective(self, hp: HP) -> dict[str, float]:
-        model = self.space_fn(hp)
         assert hp.trial is not None
-        hp.trial.commit()
-        seed = derive_seed(self.seed, "train", hp.trial.number) % (2**31)
         trial = hp.trial
+        seed = self._train_seed(trial.number)
+        with torch.random.fork_rng(devices=[]):  # initial weights: same seed, same model
+            torch.manual_seed(seed)
+            model = self.space_fn(hp)
+        trial.commit()
 
         def report(step: int, metrics: Mapping[str, float]) -> None:
             trial.report(step, metrics)
@@ -261,12 +285,14 @@ class ModelSearch:
         only. Without, an untrained model of the architecture is returned.
         """
         chosen = trial or self.best_trial
-        model = build(self.space_fn, chosen.arch)
+        seed = self._train_seed(chosen.number)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build(self.space_fn, chosen.arch)
         if not retrain:
             return model
         trainer = self._trainer()
         start = time.monotonic()
-        seed = derive_seed(self.seed, "train", chosen.number) % (2**31)
         trainer.fit(model, self.dataset, params=chosen.arch, seed=seed, final=True)
         if self.dataset.test is not None:
             self.test_accuracy = trainer.evaluate(model, self.dataset.test)["accuracy"]
@@ -294,7 +320,7 @@ class ModelSearch:
         if self.space_name is not None:
             kwargs.setdefault("input_shape", list(self.dataset.input_shape))
             kwargs.setdefault("num_classes", self.dataset.num_classes)
-        example = self.dataset.train[0][0].unsqueeze(0)
+        example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
         return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
                           meta=meta, example_input=example)
 

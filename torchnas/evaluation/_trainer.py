@@ -8,7 +8,7 @@ import math
 import numbers
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -56,6 +56,11 @@ class Trainer:
         >>> sorted(metrics)
         ['epochs', 'params', 'train_loss', 'train_seconds', 'val_accuracy', 'val_loss']
     """
+
+    #: Names of the metrics :meth:`fit` returns (what objectives and constraints can use).
+    METRICS: ClassVar[tuple[str, ...]] = (
+        "val_accuracy", "val_loss", "train_loss", "params", "train_seconds", "epochs",
+    )
 
     def __init__(
         self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",

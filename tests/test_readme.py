@@ -1,0 +1,51 @@
+"""The README's promises: its first commands, and its Python example, which runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torchnas as tn
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def blocks(language: str | None = None) -> list[tuple[str, str]]:
+    """``(language, code)`` of every fenced block, in order."""
+    found = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.M | re.S)
+    return [(lang, code) for lang, code in found if language is None or lang == language]
+
+
+def test_the_first_block_has_the_two_commands() -> None:
+    lang, code = blocks()[0]
+    assert lang == "bash"
+    commands = [line.split("#")[0].strip() for line in code.splitlines()]
+    assert [c for c in commands if c] == ["python3 dev.py search", "python3 dev.py test"]
+
+
+def test_ci_runs_the_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    calls = [line for line in ci.splitlines() if not line.lstrip().startswith("#")]
+    assert any(re.search(r"\bdev\.py test\b", line) for line in calls)
+    assert (ROOT / "dev.py").is_file()
+
+
+def test_the_python_example_runs(capsys: Any) -> None:
+    _, code = blocks("python")[0]
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    study, search = namespace["study"], namespace["search"]
+    assert isinstance(study, tn.Study) and isinstance(search, tn.ModelSearch)
+    assert len(study.trials) == 4
+    assert all(t.state is tn.TrialState.COMPLETE for t in study.trials)
+    assert search.test_accuracy is not None and 0.5 < search.test_accuracy <= 1.0
+    best = study.best_trial
+    same = namespace["same"]
+    assert {k: v.shape for k, v in same.state_dict().items()} == {
+        k: v.shape for k, v in namespace["model"].state_dict().items()}
+    out = capsys.readouterr().out
+    assert "Search space: 7 labels" in out  # check().summary()
+    assert str(best.arch) in out
+    assert f"test accuracy {search.test_accuracy:.3f}" in out
