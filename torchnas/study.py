@@ -22,7 +22,7 @@ from torchnas._process import owner_alive, owner_token
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
-from torchnas.space import HP, Domain, SpaceInfo, explore, infer
+from torchnas.space import HP, Domain, SpaceInfo, arch_key, explore, infer
 from torchnas.storage import Journal, TrialLog, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
 
@@ -60,10 +60,36 @@ class Trial:
     ) -> None:
         self.study = study
         self.number = number
-        self.hp = HP(_StudySource(fixed, study.strategy, ctx), trial=self)
-        ctx.params = self.hp._values  # the strategy sees decisions as they are made
+        self._ctx = ctx
+        self._imposed = dict(fixed)
+        self.hp = self._new_hp({**study.strategy.ask(ctx), **fixed})
         self._committed: set[str] = set()
         self.last_metrics: dict[str, float] = {}
+
+    def _new_hp(self, fixed: Mapping[str, Any]) -> HP:
+        hp = HP(_StudySource(fixed, self.study.strategy, self._ctx), trial=self)
+        self._ctx.params = hp._values  # the strategy sees decisions as they are made
+        return hp
+
+    def duplicate_of(self) -> int | None:
+        """The number of another trial (finished, or running) with this same architecture."""
+        log = self.study._log
+        key = arch_key(self.hp.arch)
+        found = log.finished_keys.get(key)
+        if found is not None:
+            return found
+        return next((n for n in log.running if n != self.number
+                     and arch_key(log.trials[n].arch) == key), None)
+
+    def redraw(self) -> HP:
+        """Draws this trial's decisions again with fresh randomness (the strategy is asked again;
+        imposed decisions stay): for an architecture that repeats one already evaluated.
+        Only before anything is committed; returns the new ``hp``."""
+        if self._committed:
+            raise RuntimeError(f"trial {self.number}: decisions already committed")
+        self._ctx.attempt += 1
+        self.hp = self._new_hp({**self.study.strategy.ask(self._ctx), **self._imposed})
+        return self.hp
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -222,8 +248,7 @@ class Study:
             self._sync()
         pending = [self._log.trials[n].arch for n in self._log.running if n != number]
         ctx = AskContext(number=number, seed=self.seed, pending=pending)
-        fixed_now = {**self.strategy.ask(ctx), **imposed}
-        return Trial(self, number, fixed_now, ctx)
+        return Trial(self, number, imposed, ctx)
 
     def tell(
         self,

@@ -26,6 +26,7 @@ class TrialLog:
         # numbers by state, kept so that asking stays O(1) however long the study
         self.running: dict[int, None] = {}
         self.interrupted: dict[int, None] = {}
+        self.finished_keys: dict[str, int] = {}  # architecture key -> first finished trial
         self._domain_cache: dict[str, Domain] = {}
 
     def _domains(self, data: dict[str, Any]) -> dict[str, Domain]:
@@ -105,3 +106,5 @@ class TrialLog:
             self.running[n] = None
         elif trial.state is TrialState.INTERRUPTED:
             self.interrupted[n] = None
+        elif trial.state.finished and trial.arch:
+            self.finished_keys.setdefault(trial.key, n)

@@ -37,15 +37,20 @@ class AskContext:
         seed: the study seed.
         params: decisions already made in this trial, in the order met.
         pending: architectures (as far as known) of other trials still running.
+        attempt: how many times this trial's decisions were drawn again because they repeated
+            an architecture already evaluated (0 at first; see ``Trial.redraw``).
     """
 
     number: int
     seed: int
     params: Mapping[str, Any] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 0
 
     def rng(self, *salt: Any) -> random.Random:
         """A random stream of this trial, independent of the order decisions are met."""
+        if self.attempt:
+            salt = (*salt, "attempt", self.attempt)
         return random.Random(derive_seed(self.seed, self.number, *salt))
 
 
