@@ -346,3 +346,31 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(digits: tn.data.Data
             assert t.state is COMPLETE and t.error is None
     assert search.best_trial.arch["block"] == "fine"
     assert "failed" in search.leaderboard().splitlines()[0]
+
+
+def three_models(hp: tn.HP) -> nn.Module:
+    """A space of exactly three architectures."""
+    width = hp.choice("width", [4, 8, 16])
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def test_trials_never_repeat_an_architecture_while_new_ones_remain(digits: tn.data.Data) -> None:
+    search = quick(digits, space=three_models, trials=3)
+    study = search.run()
+    widths = [t.arch["width"] for t in study.trials]
+    assert sorted(widths) == [4, 8, 16]
+    # without de-duplication random search repeats itself on this space (same seed)
+    plain = quick(digits, space=three_models, trials=3, redraws=0).run()
+    assert len({t.arch["width"] for t in plain.trials}) < 3
+
+
+def test_too_many_failures_in_a_row_stop_the_search(digits: tn.data.Data) -> None:
+    def broken(hp: tn.HP) -> nn.Module:
+        hp.int("units", 8, 64)
+        if hp.trial is not None:  # exploration before the search passes; every trial fails
+            raise RuntimeError("this block is broken")
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    search = quick(digits, space=broken, trials=10, max_failures=3)
+    with pytest.raises(tn.TooManyFailures, match="3 trials failed in a row"):
+        search.run()

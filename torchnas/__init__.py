@@ -4,7 +4,14 @@ Write a space once as ``build(hp)``; search it with any strategy; get back the b
 """
 
 from torchnas import data, schedulers, space, storage, strategies
-from torchnas._errors import ConfigError, DataError, SpaceError, TorchnasError, TrialPruned
+from torchnas._errors import (
+    ConfigError,
+    DataError,
+    SpaceError,
+    TooManyFailures,
+    TorchnasError,
+    TrialPruned,
+)
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
 from torchnas.export import load_model, save_model
@@ -26,6 +33,7 @@ __all__ = [
     "TorchnasError",
     "Trainer",
     "Trial",
+    "TooManyFailures",
     "TrialPruned",
     "TrialState",
     "__version__",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "SpaceError", "TorchnasError", "TrialPruned"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "SpaceError",
+    "TooManyFailures",
+    "TorchnasError",
+    "TrialPruned",
+]
 
 
 class TorchnasError(Exception):
@@ -19,6 +26,10 @@ class DataError(TorchnasError, ValueError):
 
 class ConfigError(TorchnasError, ValueError):
     """A configuration (YAML or keyword arguments) is malformed; the message names the key."""
+
+
+class TooManyFailures(TorchnasError, RuntimeError):
+    """A search stopped because too many trials in a row failed (the message has the last error)."""
 
 
 class TrialPruned(TorchnasError):

@@ -61,6 +61,8 @@ class ModelSearch:
             (see :meth:`export`).
         progress: draw a progress bar and print the leaderboard.
         max_failures: stop after this many failed trials in a row.
+        redraws: how many times a trial draws its decisions again when they repeat an
+            architecture already evaluated or running (de-duplication; 0 turns it off).
 
     Example:
         >>> import torchnas as tn
@@ -90,6 +92,7 @@ class ModelSearch:
         export_to: str | None = None,
         progress: bool = True,
         max_failures: int | None = 10,
+        redraws: int = 10,
     ) -> None:
         self.space = space
         self.data = data
@@ -108,6 +111,7 @@ class ModelSearch:
         self.export_to = export_to
         self.progress = progress
         self.max_failures = max_failures
+        self.redraws = redraws
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
@@ -212,9 +216,15 @@ class ModelSearch:
         assert hp.trial is not None
         trial = hp.trial
         seed = self._train_seed(trial.number)
-        with torch.random.fork_rng(devices=[]):  # initial weights: same seed, same model
-            torch.manual_seed(seed)
-            model = self.space_fn(hp)
+        for attempt in range(self.redraws + 1):
+            with torch.random.fork_rng(devices=[]):  # initial weights: same seed, same model
+                torch.manual_seed(seed)
+                model = self.space_fn(hp)
+            twin = trial.duplicate_of()
+            if twin is None or attempt == self.redraws:
+                break
+            log.info("trial %d repeats trial %d's architecture: drawing again", trial.number, twin)
+            hp = trial.redraw()
         trial.commit()
 
         def report(step: int, metrics: Mapping[str, float]) -> None:

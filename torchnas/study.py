@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from torchnas._console import leaderboard
-from torchnas._errors import ConfigError, SpaceError, TrialPruned
+from torchnas._errors import ConfigError, SpaceError, TooManyFailures, TrialPruned
 from torchnas._objectives import (
     is_feasible,
     pareto_front,
@@ -348,7 +348,7 @@ class Study:
             for cb in callbacks:
                 cb(self, frozen)
             if max_failures is not None and failures_in_row >= max_failures:
-                raise RuntimeError(
+                raise TooManyFailures(
                     f"{failures_in_row} trials failed in a row; last error: {frozen.error}"
                 )
 
