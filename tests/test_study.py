@@ -425,7 +425,7 @@ def test_trial_records_are_frozen() -> None:
     t = study.trials[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.state = FAILED  # type: ignore[misc]
-    assert [s.finished for s in tn.TrialState] == [False, True, True, True, False]
+    assert [s.finished for s in tn.TrialState] == [False, True, True, True, False, True]
     assert t.key == tn.arch_key(t.arch)
     assert math.isnan(t.value("missing"))
 
@@ -633,3 +633,33 @@ def test_auto_is_stored_as_what_it_means(tmp_path: Path) -> None:
     again = tn.load_study(path)
     assert again.config["strategy"] == {"name": tn.strategies.AUTO}
     again.journal.close()
+
+
+def test_enqueued_architectures_run_first_and_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    study = tn.Study("q", storage=path, objectives={"v": "max"}, seed=0)
+    study.enqueue({"x": 3, "y": "b"})
+    study.enqueue({"x": 7})
+    study.journal.close()
+    again = tn.load_study(path)
+
+    def objective(hp: tn.HP) -> float:
+        return hp.int("x", 0, 9) + (1.0 if hp.choice("y", ["a", "b"]) == "b" else 0.0)
+
+    again.optimize(objective, trials=3)
+    archs = [t.arch for t in again.trials]
+    assert archs[0] == {"x": 3, "y": "b"}
+    assert archs[1]["x"] == 7 and archs[1]["y"] in ("a", "b")  # the rest is the strategy's
+    assert again._log.queue == {}  # consumed, and durably so
+    again.journal.close()
+    assert tn.load_study(path)._log.queue == {}
+
+
+def test_a_rejected_trial_is_finished_and_infeasible() -> None:
+    study = tn.Study(objectives={"acc": "max"}, constraints={"params": ("<=", 10)})
+    trial = study.ask()
+    done = study.tell(trial, {"params": 50.0}, state=tn.TrialState.REJECTED,
+                      error="params 50 > 10")
+    assert done.state.finished and done.feasible is False and done.metrics == {"params": 50.0}
+    with pytest.raises(ValueError, match="no complete feasible trial"):
+        study.best_trial

@@ -19,12 +19,14 @@ class TrialState(enum.Enum):
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
+    REJECTED = "rejected"  # refused before evaluation (a constraint measurable on the model)
     INTERRUPTED = "interrupted"
 
     @property
     def finished(self) -> bool:
-        """Whether the trial reached a final state (complete, pruned or failed)."""
-        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+        """Whether the trial reached a final state (complete, pruned, failed or rejected)."""
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED,
+                        TrialState.REJECTED)
 
 
 @dataclass(frozen=True)

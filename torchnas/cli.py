@@ -23,6 +23,7 @@ from torchnas._config import (
 from torchnas._console import format_arch
 from torchnas._errors import TorchnasError
 from torchnas._table import format_table
+from torchnas._trial import TrialState
 from torchnas.evaluation import Trainer
 from torchnas.model_search import ModelSearch
 from torchnas.study import Study, load_study
@@ -152,8 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("db", help="the study's SQLite file")
         p.add_argument("--name", help="the study (needed when the file holds several)")
         if name == "trials":
-            p.add_argument("--state", choices=["running", "complete", "pruned", "failed",
-                                               "interrupted"])
+            p.add_argument("--state", choices=[s.value for s in TrialState])
         else:
             p.add_argument("--json", action="store_true", help="print JSON")
     return parser

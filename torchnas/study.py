@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -226,9 +227,15 @@ class Study:
             log.warning("trials %s were left running by a dead process; they run again first", dead)
 
     # -- ask / tell -----------------------------------------------------------------------------
+    def enqueue(self, arch: Mapping[str, Any]) -> None:
+        """Queues decisions (a whole or partial architecture) for a coming trial, durably:
+        trials take queued architectures, oldest first, before asking the strategy."""
+        self._append({"kind": "enqueue", "id": uuid.uuid4().hex, "arch": dict(arch)})
+
     def ask(self, fixed: Mapping[str, Any] | None = None) -> Trial:
         """Starts a trial. An interrupted trial is taken up again first (same number and
-        architecture); otherwise a new one is numbered and the strategy fills its decisions.
+        architecture), then a queued architecture (:meth:`enqueue`); otherwise a new one is
+        numbered and the strategy fills its decisions.
 
         Args:
             fixed: decisions to impose (e.g. an architecture to evaluate again).
@@ -242,9 +249,12 @@ class Study:
                 self._append({"kind": "restart", "trial": number, "owner": self._owner})
             else:
                 number, imposed = len(self._log.trials), dict(fixed or {})
+                queued = next(iter(self._log.queue), None) if fixed is None else None
+                if queued is not None:
+                    imposed = dict(self._log.queue[queued])
                 budget = None if self.scheduler is None else self.scheduler.budget(number)
                 self._append({"kind": "create", "trial": number, "owner": self._owner,
-                              "budget": budget})
+                              "budget": budget, "queued": queued})
             self._sync()
         pending = [self._log.trials[n].arch for n in self._log.running if n != number]
         ctx = AskContext(number=number, seed=self.seed, pending=pending)
@@ -261,7 +271,8 @@ class Study:
         """Finishes a trial with its result (a float is the first objective).
 
         A complete trial whose objectives are missing, NaN or infinite is recorded FAILED with
-        the reason. A pruned trial without a result keeps its last reported metrics.
+        the reason. A pruned trial without a result keeps its last reported metrics. A
+        ``REJECTED`` trial (refused before evaluation, e.g. too many parameters) is infeasible.
         """
         number = trial if isinstance(trial, int) else trial.number
         self._sync()  # reports made since ask() (a pruned trial keeps the last one)
@@ -278,7 +289,8 @@ class Study:
                 error = error or "objective " + ", ".join(
                     f"{n!r} is {metrics[n]}" if n in metrics else f"{n!r} is missing" for n in bad
                 ) + f" (result: {metrics})"
-        feasible = is_feasible(metrics, self.constraints) if state is TrialState.COMPLETE else None
+        feasible = (is_feasible(metrics, self.constraints) if state is TrialState.COMPLETE
+                    else False if state is TrialState.REJECTED else None)
         event = {"kind": "finish", "trial": number, "state": state.value, "metrics": metrics,
                  "feasible": feasible, "error": error}
         if isinstance(trial, Trial):  # from the running process: only its owner may finish it

@@ -27,6 +27,7 @@ class TrialLog:
         self.running: dict[int, None] = {}
         self.interrupted: dict[int, None] = {}
         self.finished_keys: dict[str, int] = {}  # architecture key -> first finished trial
+        self.queue: dict[str, dict[str, Any]] = {}  # enqueued architectures not yet started
         self._domain_cache: dict[str, Domain] = {}
 
     def _domains(self, data: dict[str, Any]) -> dict[str, Domain]:
@@ -52,7 +53,11 @@ class TrialLog:
     def apply(self, event: Event) -> FrozenTrial | None:
         """Applies one event; returns the trial it changed (``None`` if it was ignored)."""
         kind, n, t = event["kind"], int(event.get("trial", -1)), event.get("time")
+        if kind == "enqueue":
+            self.queue[str(event["id"])] = dict(event["arch"])
+            return None
         if kind == "create":
+            self.queue.pop(str(event.get("queued")), None)
             trial = FrozenTrial(
                 number=n, arch=dict(event.get("arch", {})), start=t,
                 domains=self._domains(event.get("domains", {})), owner=event.get("owner", ""),
