@@ -425,7 +425,7 @@ def test_trial_records_are_frozen() -> None:
     t = study.trials[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.state = FAILED  # type: ignore[misc]
-    assert [s.finished for s in tn.TrialState] == [False, True, True, True, False, True]
+    assert [s.finished for s in tn.TrialState] == [False, True, True, True, True, False]
     assert t.key == tn.arch_key(t.arch)
     assert math.isnan(t.value("missing"))
 
