@@ -233,7 +233,7 @@ def test_as_a_real_process(tmp_path: Path, searched: dict[str, Any]) -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"torchnas: error: {config}: unknown key 'trails'; did you mean 'trials' or 'trainer' "
-        "or 'retrain'? (valid: " + ", ".join(SEARCH_KEYS) + ")"
+        "or 'retries'? (valid: " + ", ".join(SEARCH_KEYS) + ")"
     ]
     ok = subprocess.run([*cmd, "best", str(searched["db"]), "--json"], capture_output=True,
                         text=True, env=subprocess_env(), timeout=120)

@@ -227,9 +227,11 @@ def test_keyboard_interrupt_leaves_the_trial_to_run_again() -> None:
     assert [t.arch for t in trials] == [t.arch for t in reference.trials]
 
 
-def test_only_the_inline_executor_with_one_worker_for_now() -> None:
-    with pytest.raises(tn.ConfigError, match="executor"):
-        make().optimize(width_space, trials=1, workers=2)
+def test_the_inline_executor_runs_one_trial_at_a_time() -> None:
+    with pytest.raises(tn.ConfigError, match="executor='process' or 'ray'"):
+        make().optimize(width_space, trials=1, workers=2, executor="inline")
+    with pytest.raises(tn.ConfigError, match="trial_timeout"):
+        make().optimize(width_space, trials=1, trial_timeout=5)
 
 
 def test_timeout_stops_the_loop() -> None:
@@ -662,4 +664,14 @@ def test_a_rejected_trial_is_finished_and_infeasible() -> None:
                       error="params 50 > 10")
     assert done.state.finished and done.feasible is False and done.metrics == {"params": 50.0}
     with pytest.raises(ValueError, match="no complete feasible trial"):
-        study.best_trial
+        _ = study.best_trial
+
+
+def test_a_fixed_value_outside_a_dependent_domain_is_suggested_again() -> None:
+    study = tn.Study(objectives={"v": "max"}, strategy="random")
+    trial = study.ask(fixed={"n": 2, "x": 7})  # x = 7 was valid while n was larger
+
+    n = trial.hp.int("n", 1, 9)
+    x = trial.hp.int("x", 0, n)
+    assert n == 2 and 0 <= x <= 2
+    study.tell(trial, float(x))

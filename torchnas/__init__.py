@@ -3,7 +3,7 @@
 Write a space once as ``build(hp)``; search it with any strategy; get back the best model.
 """
 
-from torchnas import data, schedulers, space, storage, strategies
+from torchnas import data, execution, metrics, schedulers, space, storage, strategies
 from torchnas._errors import (
     ConfigError,
     DataError,
@@ -40,9 +40,11 @@ __all__ = [
     "arch_key",
     "build",
     "data",
+    "execution",
     "explore",
     "load_model",
     "load_study",
+    "metrics",
     "save_model",
     "schedulers",
     "space",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -66,7 +67,7 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
     out: dict[str, Any] = {}
     for key in ("space", "space_kwargs", "data", "objectives", "constraints", "strategy",
                 "scheduler", "trials", "timeout", "storage", "name", "seed", "retrain",
-                "export_to", "max_failures"):
+                "export_to", "max_failures", "workers", "executor", "trial_timeout", "retries"):
         out[key] = config.get(key, getattr(search, key))
     trainer = search._trainer()
     out["trainer"] = trainer.get_params()
@@ -85,7 +86,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         path = Path(str(search.storage).removeprefix("sqlite:///"))
         name = re.sub(r"[^\w.-]", "_", search._study().name)  # a file name, whatever the study's
         out = path.with_name(f"{path.stem}.{name}.config.yaml")
-        out.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
+        partial = out.with_name(out.name + ".partial")  # a kill never leaves half a file
+        partial.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
+        os.replace(partial, out)
         print(f"Resolved config written to {out}")
     return 0
 

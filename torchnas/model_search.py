@@ -15,22 +15,32 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
+from torchnas import execution, oneshot
 from torchnas._console import ProgressBar, leaderboard
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
-from torchnas._objectives import parse_constraints, parse_objectives
+from torchnas._objectives import is_feasible, parse_constraints, parse_objectives
 from torchnas._trial import FrozenTrial, TrialState
-from torchnas.evaluation import Trainer
+from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas.evaluation._cost import measure
+from torchnas.evaluation._proxies import rank_architectures
 from torchnas.export import save_model
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
 from torchnas.strategies import Strategy, derive_seed, resolve
 from torchnas.study import Study
 
-__all__ = ["ModelSearch"]
+__all__ = ["ModelSearch", "Rejected"]
 
 log = logging.getLogger("torchnas")
 
 SpaceFn = Callable[[HP], nn.Module]
+
+#: ``cost`` settings of a search and their defaults (see :func:`torchnas.metrics.latency`).
+COST_DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 1, "warmup": 5, "repeats": 30,
+                                 "threads": None, "backward": False, "proxy_batch_size": 64}
+#: ``warm_start`` settings and their defaults. ``naswot`` ranked ``chain_cnn`` on MNIST-1D best
+#: of the five proxies (Spearman 0.87 against trained accuracy; ``benchmarks/proxies.py``).
+WARM_START_DEFAULTS: dict[str, Any] = {"proxy": "naswot", "samples": 200, "top": 10}
 
 
 class ModelSearch:
@@ -45,7 +55,10 @@ class ModelSearch:
         trainer: a :class:`~torchnas.evaluation.Trainer` (default: ``Trainer()``).
         objectives: as for :class:`~torchnas.Study`; default ``{"val_accuracy": "max"}``.
         constraints: as for :class:`~torchnas.Study` (``params`` is always measured).
-        strategy: a strategy name, object or ``{"name": ..., **kwargs}``.
+        strategy: a strategy name, object or ``{"name": ..., **kwargs}``; a one-shot method's
+            name (``tn.oneshot.available()``: ``darts``, ``gdas``, ``spos``, ...) runs one
+            weight-sharing search instead, whose derived architecture is retrained and recorded
+            as a trial (:meth:`_run_oneshot`).
         scheduler: early-stopping scheduler, or ``None``.
         trials: the study's total number of finished trials to reach (a resumed search
             only runs the rest).
@@ -63,6 +76,33 @@ class ModelSearch:
         max_failures: stop after this many failed trials in a row.
         redraws: how many times a trial draws its decisions again when they repeat an
             architecture already evaluated or running (de-duplication; 0 turns it off).
+        cost: how model metrics are measured (:data:`COST_DEFAULTS`): ``device`` (target of
+            ``latency_ms`` and ``peak_memory``; the proxies run there too), ``batch_size``,
+            ``warmup``, ``repeats``, ``threads`` (of ``latency_ms``), ``backward``
+            (``peak_memory`` of a training step) and ``proxy_batch_size`` (training samples,
+            drawn once from the seed, that proxies score on).
+        warm_start: ``{"proxy": "naswot", "samples": 200, "top": 10}`` (the defaults; ``{}``
+            takes them all): before the first trial of a new study, ``samples`` random
+            architectures are scored with the proxy and the ``top`` ones (among those meeting
+            the model-only constraints) are queued to be trained first. A resumed study is not
+            warm-started again; the scoring's time is not part of ``timeout``.
+        workers: trials trained at once.
+        executor: where trials run: ``"inline"``, ``"process"`` (local worker processes, one
+            trial each, threads and GPUs split among them), ``"ray"``, or
+            ``{"name": ..., **arguments}`` (see :mod:`torchnas.execution`); ``None``: inline
+            for one worker, else process.
+        trial_timeout: seconds a trial may run before its worker process is stopped and it is
+            recorded FAILED (process and Ray executors).
+        retries: how many times a failed architecture is queued again.
+
+    Objectives and constraints may name the trainer's metrics and the metrics of the built,
+    untrained model (:mod:`torchnas.metrics`): ``params``, ``flops``, ``peak_memory``,
+    ``latency_ms`` and the zero-cost proxies (``synflow``, ``snip``, ``grad_norm``, ``naswot``,
+    ``jacob_cov``; write their direction: ``{"synflow": "max"}``). Those are measured right
+    after the model is built and join the trial's metrics. An architecture that breaks a
+    constraint on one of them is not trained: it is recorded ``REJECTED`` with the measured
+    metrics and the reason (the strategy learns from it; it counts towards ``trials``). When
+    every objective and constraint is a model metric, nothing is trained.
 
     Example:
         >>> import torchnas as tn
@@ -93,6 +133,12 @@ class ModelSearch:
         progress: bool = True,
         max_failures: int | None = 10,
         redraws: int = 10,
+        cost: Mapping[str, Any] | None = None,
+        warm_start: Mapping[str, Any] | None = None,
+        workers: int = 1,
+        executor: str | dict[str, Any] | None = None,
+        trial_timeout: float | None = None,
+        retries: int = 0,
     ) -> None:
         self.space = space
         self.data = data
@@ -112,10 +158,26 @@ class ModelSearch:
         self.progress = progress
         self.max_failures = max_failures
         self.redraws = redraws
+        self.cost = cost
+        self.warm_start = warm_start
+        self.workers = workers
+        self.executor = executor
+        self.trial_timeout = trial_timeout
+        self.retries = retries
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
-        self._deadline: float | None = None
+        #: The warm start's ``(score, architecture)`` pairs, best first (after :meth:`run`).
+        self.warm_start_ranking: list[tuple[float, dict[str, Any]]] | None = None
+        self._deadline: float | None = None  # wall clock: trials may run on other machines
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What worker processes receive: no live study; the space function is rebuilt there
+        (the loaded data is kept, so workers do not load it again)."""
+        state = dict(self.__dict__)
+        state["study"] = None
+        state.pop("space_fn", None)
+        return state
 
     # -- resolved pieces ------------------------------------------------------------------------
     @functools.cached_property
@@ -184,10 +246,18 @@ class ModelSearch:
     def _check_study_settings(self, trainer: Trainer) -> None:
         """Strategy, objectives and constraints, checked before storage is touched: each
         objective and constraint must be a metric the trainer reports."""
-        resolve(self.strategy)
+        if oneshot.is_method(self.strategy):
+            oneshot.resolve(self.strategy)
+        else:
+            resolve(self.strategy)
+        execution.resolve(self.executor, self.workers)
+        execution.Plan(max_failures=self.max_failures, retries=self.retries,
+                       trial_timeout=self.trial_timeout).check()
         names = [*parse_objectives(self.objectives or {"val_accuracy": "max"}),
                  *parse_constraints(self.constraints)]
-        known = list(trainer.METRICS)
+        known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),
+                 *PROXIES]
+        self._settings()
         for name in names:
             if name not in known:
                 near = difflib.get_close_matches(name, known, n=2)
@@ -203,9 +273,91 @@ class ModelSearch:
         return Study(
             name=self.name or default_name, storage=self.storage,
             objectives=self.objectives if self.objectives is not None else {"val_accuracy": "max"},
-            constraints=self.constraints, strategy=self.strategy, scheduler=self.scheduler,
-            seed=self.seed,
+            constraints=self.constraints, scheduler=self.scheduler, seed=self.seed,
+            strategy="random" if oneshot.is_method(self.strategy) else self.strategy,
         )
+
+    # -- metrics of the built model: cost, proxies, rejection, warm start ------------------------
+    def _settings(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """``cost`` and ``warm_start`` (``None`` when off) with their defaults filled in."""
+        cost = _with_defaults("cost", self.cost, COST_DEFAULTS,
+                              ("batch_size", "repeats", "proxy_batch_size"))
+        try:
+            device = torch.device(cost["device"])
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"cost: device {cost['device']!r} is not a torch device") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"cost: device {cost['device']!r} but CUDA is not available")
+        if self.warm_start is None:
+            return cost, None
+        warm = _with_defaults("warm_start", self.warm_start, WARM_START_DEFAULTS,
+                              ("samples", "top"))
+        if warm["proxy"] not in PROXIES:
+            raise ConfigError(f"warm_start: proxy must be one of {', '.join(PROXIES)}, "
+                              f"got {warm['proxy']!r}")
+        return cost, warm
+
+    def _named(self) -> list[str]:
+        """Every metric the objectives and constraints name, in order."""
+        return list(dict.fromkeys([*parse_objectives(self.objectives or {"val_accuracy": "max"}),
+                                   *parse_constraints(self.constraints)]))
+
+    def _trains(self) -> bool:
+        """Whether a trial trains (some objective or constraint is not a model metric)."""
+        return any(n not in COST_METRICS and n not in PROXIES for n in self._named())
+
+    @functools.cached_property
+    def _proxy_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training samples drawn once from the seed: what every proxy scores on."""
+        train = self.dataset.train
+        size = min(self._settings()[0]["proxy_batch_size"], len(train))  # type: ignore[arg-type]
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "proxy batch") % 2**63)
+        rows = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:size]]  # type: ignore[arg-type]
+        return (torch.stack([torch.as_tensor(r[0]) for r in rows]),
+                torch.as_tensor([int(r[1]) for r in rows]))
+
+    def _measure(self, model: nn.Module, names: Sequence[str] | None = None) -> dict[str, float]:
+        """The model metrics among ``names`` (default: the objectives' and constraints', and
+        ``params`` when nothing is trained)."""
+        if names is None:
+            names = [*self._named(), *([] if self._trains() else ["params"])]
+        names = [n for n in dict.fromkeys(names) if n in COST_METRICS or n in PROXIES]
+        if not names:
+            return {}
+        cost = dict(self._settings()[0])
+        del cost["proxy_batch_size"]
+        example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
+        batch = self._proxy_batch if any(n in PROXIES for n in names) else None
+        return measure(model, names, example, batch=batch, seed=self.seed, **cost)
+
+    def _rejection(self, measured: Mapping[str, float]) -> str | None:
+        """Why a built model breaks a constraint on a model metric (``None``: it does not)."""
+        negated = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
+        broken = [f"{name} {_number(measured[name])} {negated[op]} {_number(bound)}"
+                  for name, (op, bound) in parse_constraints(self.constraints).items()
+                  if name in measured and not is_feasible(measured, {name: (op, bound)})]
+        return "; ".join(broken) or None
+
+    def _warm_start(self, study: Study) -> None:
+        """Queues the proxy's best architectures before the first trial of a new study."""
+        warm = self._settings()[1]
+        if warm is None or study.trials or study._log.queue:
+            return
+        cost = self._settings()[0]
+        limits = [n for n in parse_constraints(self.constraints) if n in COST_METRICS]
+
+        def accept(model: nn.Module) -> bool:
+            return not limits or self._rejection(self._measure(model, limits)) is None
+
+        x, y = self._proxy_batch
+        ranking = rank_architectures(
+            self.space_fn, warm["proxy"], x, y, samples=warm["samples"], device=cost["device"],
+            seed=derive_seed(self.seed, "warm start") % 2**31, accept=accept)
+        self.warm_start_ranking = ranking
+        for _, arch in ranking[: warm["top"]]:
+            study.enqueue(arch)
+        log.info("warm start: %d of %d architectures queued by %s", min(warm["top"],
+                 len(ranking)), len(ranking), warm["proxy"])
 
     # -- the search -----------------------------------------------------------------------------
     def _train_seed(self, number: int) -> int:
@@ -226,29 +378,41 @@ class ModelSearch:
             log.info("trial %d repeats trial %d's architecture: drawing again", trial.number, twin)
             hp = trial.redraw()
         trial.commit()
+        measured = self._measure(model)
+        if (reason := self._rejection(measured)) is not None:
+            return Rejected(measured, reason)
+        if not self._trains():
+            return measured
 
         def report(step: int, metrics: Mapping[str, float]) -> None:
             trial.report(step, metrics)
-            if self._deadline is not None and time.monotonic() > self._deadline:
+            if self._deadline is not None and time.time() > self._deadline:
                 raise TrialPruned(f"the search's timeout passed during epoch {step}")
 
-        return self._trainer().fit(model, self.dataset, params=hp.arch, report=report, seed=seed)
+        metrics = self._trainer().fit(model, self.dataset, params=hp.arch, report=report,
+                                      seed=seed, budget=trial.budget)
+        return {**metrics, **measured}
 
     def run(self) -> Study:
         """Checks the inputs, then runs trials until ``trials`` have finished in the study or
         ``timeout`` passes; prints the leaderboard; retrains/exports when asked."""
+        if oneshot.is_method(self.strategy):
+            return self._run_oneshot()
         self.check()
         study = self.study = self.make_study()
+        self._warm_start(study)
         finished = sum(t.state.finished for t in study.trials)
         remaining = None if self.trials is None else max(0, self.trials - finished)
         if finished:
             log.info("resuming study %r: %d trials already finished", study.name, finished)
         first = next(iter(study.objectives.items()))
-        self._deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self._deadline = None if self.timeout is None else time.time() + self.timeout
         bar = ProgressBar(remaining, self.timeout, first, enabled=self.progress)
         try:
             study.optimize(self._objective, trials=remaining, timeout=self.timeout,
-                           callbacks=[bar], max_failures=self.max_failures)
+                           workers=self.workers, executor=self.executor, callbacks=[bar],
+                           max_failures=self.max_failures, retries=self.retries,
+                           trial_timeout=self.trial_timeout)
         finally:
             bar.close()
         if self.progress:
@@ -260,6 +424,15 @@ class ModelSearch:
                 if self.progress:
                     print(f"Best model written to {path}", flush=True)
         return study
+
+    def _run_oneshot(self) -> Study:
+        """The one-shot path: one supernet search of the space (``timeout`` bounds it), the
+        derived architecture retrained with the trainer and recorded as a trial of the study
+        (same storage); the result (``self.oneshot_result``: architecture weights, history,
+        collapse report) is also written beside a SQLite storage (see
+        :func:`torchnas.oneshot.run_search`). ``trials`` and ``redraws`` do not apply."""
+        self.oneshot_result = oneshot.run_search(self)
+        return self._study()
 
     # -- results --------------------------------------------------------------------------------
     def _study(self) -> Study:
@@ -333,6 +506,35 @@ class ModelSearch:
         example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
         return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
                           meta=meta, example_input=example)
+
+
+class Rejected(dict[str, float]):
+    """An objective's result for an architecture refused before training: its measured
+    metrics, and the ``reason``. The study records it ``REJECTED`` (finished, infeasible)."""
+
+    def __init__(self, metrics: Mapping[str, float], reason: str) -> None:
+        super().__init__(metrics)
+        self.reason = reason
+
+
+def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],
+                   counts: Sequence[str]) -> dict[str, Any]:
+    """``given`` over ``defaults``; an unknown key, or a count below 1, is a ConfigError."""
+    for k in given or {}:
+        if k not in defaults:
+            near = difflib.get_close_matches(str(k), list(defaults), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(f"{key}: unknown key {k!r}{hint} (valid: {', '.join(defaults)})")
+    out = {**defaults, **(given or {})}
+    for k in counts:
+        if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
+            raise ConfigError(f"{key}: {k} must be an integer >= 1, got {out[k]!r}")
+    return out
+
+
+def _number(v: float) -> str:
+    """``350,122`` for whole numbers, else 4 significant digits."""
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"
 
 
 def _first_arch(info: SpaceInfo) -> dict[str, Any]:

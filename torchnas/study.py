@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from torchnas import execution
 from torchnas._console import leaderboard
-from torchnas._errors import ConfigError, SpaceError, TooManyFailures, TrialPruned
+from torchnas._errors import ConfigError
+from torchnas._live import Trial
 from torchnas._objectives import (
     is_feasible,
     pareto_front,
@@ -21,9 +23,11 @@ from torchnas._objectives import (
 )
 from torchnas._process import owner_alive, owner_token
 from torchnas._trial import FrozenTrial, TrialState
+from torchnas.execution import Executor, Plan
+from torchnas.execution._protocol import result_metrics
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
-from torchnas.space import HP, Domain, SpaceInfo, arch_key, explore, infer
+from torchnas.space import HP, Domain, SpaceInfo, explore, infer
 from torchnas.storage import Journal, TrialLog, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
 
@@ -33,110 +37,6 @@ log = logging.getLogger("torchnas")
 
 Objective = Callable[[HP], "float | Mapping[str, float]"]
 Callback = Callable[["Study", FrozenTrial], None]
-
-
-class _StudySource:
-    """Values for one trial: fixed ones first, then the strategy's suggestions."""
-
-    def __init__(self, fixed: Mapping[str, Any], strategy: Strategy, ctx: AskContext) -> None:
-        self.fixed = fixed
-        self.strategy = strategy
-        self.ctx = ctx
-
-    def value(self, label: str, domain: Domain, met: Mapping[str, Any]) -> Any:
-        if label in self.fixed:
-            return self.fixed[label]
-        return self.strategy.suggest(self.ctx, label, domain)
-
-
-class Trial:
-    """A running trial: its number, its ``hp`` recorder, and reporting.
-
-    Decisions are written to storage when :meth:`commit` is called (``ModelSearch`` does so once
-    the model is built, before training), when a metric is reported, and when the trial ends.
-    """
-
-    def __init__(
-        self, study: Study, number: int, fixed: Mapping[str, Any], ctx: AskContext
-    ) -> None:
-        self.study = study
-        self.number = number
-        self._ctx = ctx
-        self._imposed = dict(fixed)
-        self.hp = self._new_hp({**study.strategy.ask(ctx), **fixed})
-        self._committed: set[str] = set()
-        self.last_metrics: dict[str, float] = {}
-
-    def _new_hp(self, fixed: Mapping[str, Any]) -> HP:
-        hp = HP(_StudySource(fixed, self.study.strategy, self._ctx), trial=self)
-        self._ctx.params = hp._values  # the strategy sees decisions as they are made
-        return hp
-
-    def duplicate_of(self) -> int | None:
-        """The number of another trial (finished, or running) with this same architecture."""
-        log = self.study._log
-        key = arch_key(self.hp.arch)
-        found = log.finished_keys.get(key)
-        if found is not None:
-            return found
-        return next((n for n in log.running if n != self.number
-                     and arch_key(log.trials[n].arch) == key), None)
-
-    def redraw(self) -> HP:
-        """Draws this trial's decisions again with fresh randomness (the strategy is asked again;
-        imposed decisions stay): for an architecture that repeats one already evaluated.
-        Only before anything is committed; returns the new ``hp``."""
-        if self._committed:
-            raise RuntimeError(f"trial {self.number}: decisions already committed")
-        self._ctx.attempt += 1
-        self.hp = self._new_hp({**self.study.strategy.ask(self._ctx), **self._imposed})
-        return self.hp
-
-    @property
-    def arch(self) -> dict[str, Any]:
-        """Decisions met so far."""
-        return self.hp.arch
-
-    def _uncommitted(self) -> dict[str, Any]:
-        arch = {k: v for k, v in self.hp.arch.items() if k not in self._committed}
-        doms = self.hp.domains
-        self._committed.update(arch)
-        return {"arch": arch, "domains": {k: doms[k].to_json() for k in arch}}
-
-    def commit(self) -> None:
-        """Writes the decisions made so far to storage (to re-run them after a crash)."""
-        fresh = self._uncommitted()
-        if fresh["arch"]:
-            self.study._append(
-                {"kind": "arch", "trial": self.number, "owner": self.study._owner, **fresh}
-            )
-
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Records intermediate metrics (e.g. per epoch); raises :class:`TrialPruned` when the
-        study's scheduler says to stop."""
-        self.commit()
-        clean = {k: float(v) for k, v in metrics.items()}
-        self.last_metrics = clean
-        self.study._append(
-            {"kind": "report", "trial": self.number, "step": int(step), "metrics": clean,
-             "owner": self.study._owner}
-        )
-        if self.should_prune():
-            raise TrialPruned(f"stopped by the scheduler at step {step}")
-
-    def should_prune(self) -> bool:
-        """Whether the scheduler wants this trial stopped (always ``False`` without one)."""
-        scheduler = self.study.scheduler
-        if scheduler is None:
-            return False
-        self.study._sync()  # the scheduler must see the report just appended
-        trials = self.study._log.trials
-        return bool(scheduler.should_prune(trials[self.number], trials))
-
-    @property
-    def budget(self) -> float | None:
-        """The most steps (epochs, ...) the scheduler grants this trial; ``None``: no limit."""
-        return self.study._log.trials[self.number].budget
 
 
 class Study:
@@ -151,7 +51,8 @@ class Study:
         constraints: ``{"metric": (op, bound)}``, op in ``<= < >= > ==``.
         strategy: a registered name (``"auto"``), a :class:`Strategy`, or ``{"name": ..., **kw}``.
         scheduler: a scheduler name (``tn.schedulers.available()``), a
-            :class:`~torchnas.schedulers.Scheduler`, ``{"name": ..., **kw}``, or ``None``.
+            :class:`~torchnas.schedulers.Scheduler`, ``{"name": ..., **kw}``, or ``None`` (the
+            strategy's ``default_scheduler`` when it has one, else no early stopping).
         seed: the seed every random stream derives from.
     """
 
@@ -169,16 +70,26 @@ class Study:
         self.journal = get_storage(storage)
         found = self.journal.find_study(name)
         config: dict[str, Any]
+        created = False
         if found is None:
             self.objectives = parse_objectives(objectives)
             self.constraints = parse_constraints(constraints)
             self.seed = int(seed)
             self.strategy, spec = resolve(strategy)
+            if scheduler is None:  # a strategy may name its own (BOHB: "hyperband")
+                scheduler = getattr(self.strategy, "default_scheduler", None)
             self.scheduler, sched_spec = resolve_scheduler(scheduler)
             config = {"objectives": self.objectives, "constraints": self.constraints,
                       "seed": self.seed, "strategy": spec, "scheduler": sched_spec}
-            self._id = self.journal.create_study(name, config)
-        else:
+            try:
+                self._id = self.journal.create_study(name, config)
+                created = True
+            except ValueError:  # another process created it just now: open theirs
+                found = self.journal.find_study(name)
+                if found is None:
+                    raise
+        if not created:
+            assert found is not None
             self._id, config = found
             stored: dict[str, str] = config["objectives"]
             if objectives is not None and list(parse_objectives(objectives).items()) != list(
@@ -202,6 +113,7 @@ class Study:
             self.scheduler.setup(self.objectives, self.seed)
         self._owner = owner_token()
         self._log = TrialLog(self.journal, self._id)
+        self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
         self._sync()
         self._interrupt_orphans()
 
@@ -213,6 +125,25 @@ class Study:
     def _sync(self) -> None:
         for trial in self._log.sync():
             self.strategy.tell(trial)
+
+    def _interrupt(self, number: int, reason: str) -> None:
+        """Marks a trial this process was running as interrupted (it runs again first)."""
+        self._live.pop(number, None)
+        self._append({"kind": "interrupt", "trial": number, "reason": reason})
+
+    def _running_archs(self) -> dict[int, dict[str, Any]]:
+        """The decisions of every running trial: as made so far for this process's own, as
+        committed for other processes'."""
+        return {n: (self._live[n].hp._values if n in self._live else self._log.trials[n].arch)
+                for n in self._log.running}
+
+    def _pending(self, number: int | None) -> list[dict[str, Any]]:
+        """What a strategy sees as ``ctx.pending`` for trial ``number``."""
+        return [a for n, a in self._running_archs().items() if n != number]
+
+    def _refresh_pending(self, trial: Trial) -> None:
+        """Brings a trial's ``ctx.pending`` up to date (trials started or finished since)."""
+        trial._ctx.pending = self._pending(trial.number)
 
     def _interrupt_orphans(self) -> None:
         """Marks trials left running by a process that is gone as interrupted."""
@@ -256,9 +187,9 @@ class Study:
                 self._append({"kind": "create", "trial": number, "owner": self._owner,
                               "budget": budget, "queued": queued})
             self._sync()
-        pending = [self._log.trials[n].arch for n in self._log.running if n != number]
-        ctx = AskContext(number=number, seed=self.seed, pending=pending)
-        return Trial(self, number, imposed, ctx)
+        ctx = AskContext(number=number, seed=self.seed, pending=self._pending(number))
+        trial = self._live[number] = Trial(self, number, imposed, ctx)
+        return trial
 
     def tell(
         self,
@@ -295,27 +226,13 @@ class Study:
                  "feasible": feasible, "error": error}
         if isinstance(trial, Trial):  # from the running process: only its owner may finish it
             event.update(trial._uncommitted(), owner=self._owner)
+        self._live.pop(number, None)
         self._append(event)
         self._sync()
         return self._log.trials[number]
 
     def _metrics(self, result: float | Mapping[str, float] | None) -> dict[str, float]:
-        if result is None:
-            return {}
-        if isinstance(result, Mapping):
-            out = {}
-            for k, v in result.items():
-                try:
-                    out[str(k)] = float(v)
-                except (TypeError, ValueError):
-                    raise TypeError(f"metric {k!r} is not a number: {v!r}") from None
-            return out
-        try:
-            return {next(iter(self.objectives)): float(result)}
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"the objective returned {result!r}: expected a number or a dict of numbers"
-            ) from None
+        return result_metrics(result, next(iter(self.objectives)))
 
     # -- the loop -------------------------------------------------------------------------------
     def optimize(
@@ -324,66 +241,42 @@ class Study:
         trials: int | None = None,
         timeout: float | None = None,
         workers: int = 1,
-        executor: str = "inline",
+        executor: str | Executor | dict[str, Any] | None = None,
         callbacks: Iterable[Callback] = (),
         max_failures: int | None = None,
+        retries: int = 0,
+        trial_timeout: float | None = None,
     ) -> None:
         """Runs trials until ``trials`` more have finished, ``timeout`` seconds have passed, or
         the strategy is exhausted.
 
-        A trial that raises is recorded FAILED with its reason and the loop goes on; a
-        :class:`TrialPruned` records it PRUNED; a :class:`SpaceError` (a malformed space) and
-        ``KeyboardInterrupt`` stop the loop (the trial is recorded FAILED, respectively
-        INTERRUPTED so that it runs again on resume).
+        A trial that raises, returns NaN or infinity, runs past ``trial_timeout`` or loses its
+        worker process is recorded FAILED with the reason and the loop goes on; a
+        :class:`TrialPruned` records it PRUNED. A :class:`SpaceError` (a malformed space) stops
+        the loop (the trial is recorded FAILED); so does ``KeyboardInterrupt``, leaving the
+        trials that were running INTERRUPTED, to run again first on resume.
 
         Args:
-            objective: ``objective(hp) -> float | dict``.
+            objective: ``objective(hp) -> float | dict``. For the ``"process"`` executor it is
+                pickled to the workers: a module-level function or a picklable object.
             trials: how many trials this call runs (``None``: until timeout or exhaustion).
             timeout: seconds after which no new trial starts.
-            workers, executor: parallelism; only ``1`` and ``"inline"`` for now.
-            callbacks: called as ``cb(study, frozen_trial)`` after each trial.
-            max_failures: stop with an error after this many failures in a row.
+            workers: trials at once.
+            executor: ``"inline"``, ``"process"``, ``"ray"``, ``{"name": ..., **kwargs}`` or a
+                :class:`~torchnas.execution.Executor`; ``None``: inline for one worker, else
+                process (see :mod:`torchnas.execution`).
+            callbacks: called as ``cb(study, frozen_trial)`` after each trial, in this process.
+            max_failures: stop with :class:`TooManyFailures` after this many failures in a row.
+            retries: a failed architecture is queued again (:meth:`enqueue`) until it has failed
+                ``1 + retries`` times; each attempt is a trial of its own.
+            trial_timeout: seconds a trial may run before its worker process is stopped and it
+                is recorded FAILED (``"process"`` and ``"ray"`` executors).
         """
-        if executor != "inline" or workers != 1:
-            raise ConfigError(
-                f"executor={executor!r}, workers={workers}: only the inline executor with one "
-                "worker is available in this version"
-            )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        done, failures_in_row = 0, 0
-        while (trials is None or done < trials) and not self.strategy.exhausted():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            frozen = self._run_one(objective)
-            done += 1
-            failures_in_row = failures_in_row + 1 if frozen.state is TrialState.FAILED else 0
-            for cb in callbacks:
-                cb(self, frozen)
-            if max_failures is not None and failures_in_row >= max_failures:
-                raise TooManyFailures(
-                    f"{failures_in_row} trials failed in a row; last error: {frozen.error}"
-                )
-
-    def _run_one(self, objective: Objective) -> FrozenTrial:
-        trial = self.ask()
-        try:
-            result = objective(trial.hp)
-        except TrialPruned as exc:
-            return self.tell(trial, trial.last_metrics or None, state=TrialState.PRUNED,
-                             error=str(exc) or None)
-        except SpaceError as exc:
-            self.tell(trial, state=TrialState.FAILED, error=f"SpaceError: {exc}")
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            self._append({"kind": "interrupt", "trial": trial.number, "reason": "interrupted"})
-            raise
-        except Exception as exc:
-            log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
-            return self.tell(trial, state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
-        try:
-            return self.tell(trial, result)
-        except TypeError as exc:
-            return self.tell(trial, state=TrialState.FAILED, error=str(exc))
+        runner = execution.resolve(executor, workers)
+        plan = Plan(trials=trials, timeout=timeout, callbacks=tuple(callbacks),
+                    max_failures=max_failures, retries=retries, trial_timeout=trial_timeout)
+        plan.check()
+        runner.run(self, objective, plan)
 
     # -- results --------------------------------------------------------------------------------
     @property

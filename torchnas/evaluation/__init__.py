@@ -1,7 +1,13 @@
-"""Estimating how good an architecture is: training (:class:`Trainer`) and evaluation."""
+"""Estimating how good an architecture is: training (:class:`Trainer`), hardware cost
+(parameters, FLOPs, memory, latency) and zero-cost proxies."""
 
 from __future__ import annotations
 
+from torchnas.evaluation._cost import COST_METRICS, flops, latency, params, peak_memory
+from torchnas.evaluation._proxies import PROXIES, proxy
 from torchnas.evaluation._trainer import Trainer, evaluate
 
-__all__ = ["Trainer", "evaluate"]
+__all__ = [
+    "COST_METRICS", "PROXIES", "Trainer", "evaluate", "flops", "latency", "params",
+    "peak_memory", "proxy",
+]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ class RunConfig:
     grad_clip: float | None
     label_smoothing: float
     num_workers: int
+    #: With ``Trainer(budget="data")``: the percentage of the training set each epoch trains
+    #: on (and reports as its step); ``None``: all of it, and the step is the epoch.
+    data_percents: tuple[int, ...] | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Mixed precision context of a forward pass (a no-op without amp)."""
@@ -55,15 +59,31 @@ class Batches:
                  device: torch.device, *, generator: torch.Generator | None = None,
                  num_workers: int = 0) -> None:
         dataset = dataset.dataset if isinstance(dataset, DataLoader) else dataset
+        self.dataset, self.num_workers = dataset, num_workers
         self.batch_size, self.device, self.generator = batch_size, device, generator
         tensors = tensor_pair(dataset)
         self.tensors = None if tensors is None else tuple(t.to(device) for t in tensors)
+        self.indices: torch.Tensor | None = None  # a subset of the samples (see subset())
         self.loader = None if tensors is not None else DataLoader(
             dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator,
             num_workers=num_workers, pin_memory=device.type == "cuda")
         self.size = len(self.tensors[1]) if self.tensors else len(dataset)  # type: ignore[arg-type]
         if self.size == 0:
             raise ValueError("cannot train or evaluate on an empty dataset")
+
+    def subset(self, indices: torch.Tensor) -> Batches:
+        """Batches over the samples ``indices`` only (shuffled among themselves when these
+        batches are); tensors already on the device are shared."""
+        view = copy.copy(self)
+        view.size = len(indices)
+        if self.tensors is not None:
+            view.indices = indices.to(self.device)
+        else:
+            view.loader = DataLoader(
+                Subset(self.dataset, indices.tolist()), batch_size=self.batch_size,
+                shuffle=self.generator is not None, generator=self.generator,
+                num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
+        return view
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.loader is not None:
@@ -72,9 +92,10 @@ class Batches:
             return
         assert self.tensors is not None
         x, y = self.tensors
-        order = None
+        order = self.indices
         if self.generator is not None:
-            order = torch.randperm(self.size, generator=self.generator).to(self.device)
+            shuffle = torch.randperm(self.size, generator=self.generator).to(self.device)
+            order = shuffle if order is None else order[shuffle]
         for i in range(0, self.size, self.batch_size):
             if order is None:
                 yield x[i : i + self.batch_size], y[i : i + self.batch_size]
@@ -87,6 +108,10 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
                  report: Report | None, final: bool) -> dict[str, float]:
     """Train ``model`` for ``cfg.epochs``; see :meth:`Trainer.fit` for the contract.
 
+    With ``cfg.data_percents``, epoch ``k`` trains on the first ``ceil(p_k * N / 100)`` samples
+    of one seeded permutation of the ``N`` training samples (so each epoch's samples include
+    the last one's) and reports ``p_k`` as its step.
+
     Returns:
         The last epoch's ``train_loss`` and, unless ``final``, ``val_accuracy``/``val_loss``.
     """
@@ -97,8 +122,13 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
     train = Batches(data.train_val() if final else data.train, cfg.batch_size, cfg.device,
                     generator=generator, num_workers=cfg.num_workers)
     val = None if final else Batches(data.val, 512, cfg.device, num_workers=cfg.num_workers)
+    steps: Sequence[int] = range(1, cfg.epochs + 1)
+    sizes, order = [train.size] * cfg.epochs, None
+    if cfg.data_percents is not None and not final:
+        steps, order = cfg.data_percents, torch.randperm(train.size, generator=generator)
+        sizes = [-(-p * train.size // 100) for p in steps]
     opt = make_optimizer(weights, cfg)
-    total = cfg.epochs * math.ceil(train.size / cfg.batch_size)
+    total = sum(math.ceil(n / cfg.batch_size) for n in sizes)
 
     def factor(step: int) -> float:
         if cfg.lr_schedule == "constant":
@@ -108,12 +138,14 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = torch.amp.GradScaler(cfg.device.type, enabled=cfg.amp_dtype == torch.float16)
     metrics: dict[str, float] = {}
+    batches = train
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch, (step, size) in enumerate(zip(steps, sizes, strict=True), start=1):
             model.train()
+            batches = train if order is None else train.subset(order[:size])
             loss_sum, seen = torch.zeros((), device=cfg.device), 0
-            for x, y in train:
-                if len(y) == 1 < cfg.batch_size and train.size > 1:
+            for x, y in batches:
+                if len(y) == 1 < cfg.batch_size and batches.size > 1:
                     continue  # a trailing batch of one sample breaks BatchNorm: skip it
                 with cfg.autocast():
                     loss = F.cross_entropy(model(x).float(), y.long(),
@@ -138,11 +170,11 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
                 metrics = {"val_accuracy": result["accuracy"], "val_loss": result["loss"],
                            "train_loss": train_loss}
                 if report is not None:
-                    report(epoch, dict(metrics))
+                    report(step, dict(metrics))
         return metrics
     finally:  # drop device memory now, even when the traceback outlives this frame
         model.zero_grad(set_to_none=True)
-        del opt, sched, scaler, train, val
+        del opt, sched, scaler, train, val, batches
 
 
 def evaluate_batches(model: nn.Module, batches: Batches,

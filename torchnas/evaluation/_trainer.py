@@ -21,6 +21,7 @@ __all__ = ["Trainer", "evaluate"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
+BUDGETS = ("epochs", "data")
 #: Keys of a trial's ``params`` that override the Trainer's own values.
 PARAM_OVERRIDES = ("lr", "optimizer", "batch_size", "weight_decay")
 
@@ -46,6 +47,20 @@ class Trainer:
         grad_clip: Maximum gradient norm, or None.
         label_smoothing: Label smoothing of the training loss.
         num_workers: DataLoader workers (datasets that are not tensor datasets).
+        budget: What a trial's budget (``fit(budget=b)``, from the study's scheduler)
+            measures; it is also the unit of the steps reported:
+
+            - ``"epochs"``: the trial trains ``min(epochs, floor(b))`` epochs and reports
+              after each (step ``k`` = epoch ``k``); the learning-rate schedule spans them.
+            - ``"data"``: ``b`` is a percentage of the training set (``None``: 100). Epoch
+              ``k`` of ``epochs`` trains on the first ``ceil(p_k * N / 100)`` of the ``N``
+              training samples, in an order drawn once from the seed, with ``p_k =
+              ceil(b * k / epochs)`` percent (up to ``min(b, 100)``, rounded up), and reports
+              ``p_k`` as its step. The share grows linearly to the budget, each epoch's samples
+              include the previous ones', and validation always uses the whole split, so a
+              scheduler's rungs are percentages (e.g. ``Hyperband(min_budget=10,
+              max_budget=100)``). Steps are whole percents (studies record integer steps);
+              with ``b < epochs`` two epochs can report the same step.
 
     Example:
         >>> import torch
@@ -67,7 +82,7 @@ class Trainer:
         lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
         lr_schedule: str = "cosine", device: str | torch.device = "auto", amp: bool = True,
         seed: int | None = 0, grad_clip: float | None = None, label_smoothing: float = 0.0,
-        num_workers: int = 0,
+        num_workers: int = 0, budget: str = "epochs",
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -82,6 +97,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.label_smoothing = label_smoothing
         self.num_workers = num_workers
+        self.budget = budget
 
     def get_params(self) -> dict[str, Any]:
         """Return the constructor's keyword arguments (the config to save beside results)."""
@@ -102,6 +118,7 @@ class Trainer:
     def fit(
         self, model: nn.Module, data: Data, *, params: Mapping[str, Any] | None = None,
         report: Report | None = None, seed: int | None = None, final: bool = False,
+        budget: float | None = None,
     ) -> dict[str, float]:
         """Train ``model`` on ``data.train``, validating on ``data.val`` after every epoch.
 
@@ -110,23 +127,27 @@ class Trainer:
             data: The dataset bundle.
             params: The trial's architecture dict; its ``lr``, ``optimizer``, ``batch_size``
                 and ``weight_decay`` entries, when present, override the Trainer's.
-            report: Called as ``report(epoch, {"val_accuracy", "val_loss", "train_loss"})``
-                after every epoch (epochs count from 1); it may raise
+            report: Called as ``report(step, {"val_accuracy", "val_loss", "train_loss"})``
+                after every epoch, step being the epoch (from 1) or, with ``budget="data"``,
+                the percentage of the training set used; it may raise
                 :class:`~torchnas._errors.TrialPruned`, which propagates.
             seed: Overrides the Trainer's seed.
             final: Train on ``data.train_val()`` for all epochs, with no validation or
-                reporting (the retraining of the chosen architecture).
+                reporting (the retraining of the chosen architecture); ``budget`` is ignored.
+            budget: The trial's budget (``None``: none), in the unit of the Trainer's
+                ``budget`` setting: epochs (at least 1), or a percentage of the training
+                data (at least 1; above 100 counts as 100).
 
         Returns:
             ``val_accuracy`` (a fraction) and ``val_loss`` of the last epoch (omitted when
             ``final``), ``train_loss``, ``params`` (trainable parameters), ``train_seconds``
-            (wall time of the whole fit) and ``epochs``.
+            (wall time of the whole fit) and ``epochs`` (trained).
 
         Raises:
             ValueError: For a bad argument, before any training.
             FloatingPointError: When the training loss becomes NaN or inf.
         """
-        cfg = self._config(params, seed)
+        cfg = self._config(params, seed, None if final else budget)
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(data, Data):
@@ -159,7 +180,8 @@ class Trainer:
         batches = Batches(dataset, batch_size, cfg.device, num_workers=cfg.num_workers)
         return evaluate_batches(model.to(cfg.device), batches, cfg.autocast)
 
-    def _config(self, params: Mapping[str, Any] | None, seed: int | None) -> RunConfig:
+    def _config(self, params: Mapping[str, Any] | None, seed: int | None,
+                budget: float | None = None) -> RunConfig:
         """Resolve and check every setting; errors name the argument and its valid values."""
         values = {k: (f"params[{k!r}]", params[k]) if params and k in params else (k, v)
                   for k, v in self.get_params().items()}
@@ -184,8 +206,9 @@ class Trainer:
         dtype = None
         if self.amp and device.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        epochs, percents = _budgeted(_choice("budget", self.budget, BUDGETS), epochs, budget)
         return RunConfig(epochs, batch_size, optimizer, lr, weight_decay, momentum, schedule,
-                         device, dtype, seed_value, clip, smoothing, workers)
+                         device, dtype, seed_value, clip, smoothing, workers, percents)
 
 
 def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
@@ -205,6 +228,18 @@ def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
         dev = _device(device)
     batches = Batches(dataset, batch_size, dev)
     return evaluate_batches(model.to(dev), batches, contextlib.nullcontext)
+
+
+def _budgeted(unit: str, epochs: int, budget: float | None,
+              ) -> tuple[int, tuple[int, ...] | None]:
+    """Epochs to train and, for ``unit == "data"``, each epoch's percentage of the data."""
+    if budget is not None:
+        budget = _real("the trial's budget", budget, low=1.0, open_low=False)
+    if unit == "epochs":
+        return epochs if budget is None else min(epochs, math.floor(budget + 1e-9)), None
+    top = 100.0 if budget is None else min(budget, 100.0)
+    return epochs, tuple(min(100, math.ceil(top * k / epochs - 1e-9))
+                         for k in range(1, epochs + 1))
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -22,8 +22,14 @@ class Scheduler(ABC):
 
     name: ClassVar[str] = ""
 
+    def check(self) -> None:
+        """Raises :class:`~torchnas.ConfigError` naming a bad setting (the study calls it
+        before it touches storage); the default checks nothing."""
+        return None
+
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         """Called once by the study: the objectives (the first one is what is compared)."""
+        self.check()
         self.objectives = dict(objectives)
         self.metric, self.direction = next(iter(self.objectives.items()))
         self.seed = seed

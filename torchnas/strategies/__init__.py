@@ -1,16 +1,29 @@
 """Search strategies behind one small ask/suggest/tell interface, and their registry."""
 
+from torchnas.strategies._bananas import BananasStrategy
 from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._evolution import EvolutionStrategy
 from torchnas.strategies._grid import GridStrategy
+from torchnas.strategies._local import LocalSearchStrategy
+from torchnas.strategies._optuna import OptunaStrategy
 from torchnas.strategies._random import RandomStrategy
 from torchnas.strategies._registry import AUTO, available, create, register, resolve
+from torchnas.strategies._reinforce import ReinforceStrategy
+from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
 
 __all__ = [
     "AUTO",
     "AskContext",
+    "BOHBStrategy",
+    "BananasStrategy",
+    "EvolutionStrategy",
     "GridStrategy",
+    "LocalSearchStrategy",
+    "OptunaStrategy",
     "RandomStrategy",
+    "ReinforceStrategy",
     "Strategy",
+    "TPEStrategy",
     "available",
     "create",
     "derive_seed",

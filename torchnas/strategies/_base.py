@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -83,6 +83,12 @@ class Strategy(ABC):
 
     def exhausted(self) -> bool:
         """Whether there is nothing left to propose (a finished grid)."""
+        return False
+
+    def saturated(self, pending: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether every proposal left would repeat one of the ``pending`` (running)
+        architectures: a parallel search then waits for a running trial to end before asking
+        for another (a grid whose last points are all being evaluated)."""
         return False
 
     def get_params(self) -> dict[str, Any]:

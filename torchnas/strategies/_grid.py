@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchnas._errors import SpaceError
@@ -100,10 +101,53 @@ class GridStrategy(Strategy):
         node = self._node(path, label, domain)
         if node is None:  # below a fixed value no trial has reached: nothing there is done
             return self._values(path, label, domain)[0]
-        for value in node.values:
-            if _key(value) not in node.done:
+        busy = self._busy(ctx.pending)
+        free = [v for v in node.values if _key(v) not in node.done]
+        for value in free:  # a branch that running trials do not already cover
+            if not self._covered(node, _key(value), busy):
                 return value
-        return node.values[0]  # everything below is done: only reached past exhaustion
+        # all taken by running trials (they may fail), or done: only past exhaustion
+        return free[0] if free else node.values[0]
+
+    def _busy(self, pending: Sequence[Mapping[str, Any]]) -> set[tuple[int, str]]:
+        """``(node, value)`` branches where running trials are: the deepest each has reached.
+
+        A running trial claims the branch of its last decision (as far as the trie knows it);
+        ``id(node)`` names nodes, which live as long as the grid.
+        """
+        busy: set[tuple[int, str]] = set()
+        for arch in pending:
+            slot, claim = self._root, None
+            for label, value in arch.items():
+                if slot is None or slot.label != label:
+                    break
+                claim = (id(slot), _key(value))
+                slot = slot.children.get(claim[1])
+            if claim is not None:
+                busy.add(claim)
+        return busy
+
+    def _covered(self, node: _Node, key: str, busy: set[tuple[int, str]]) -> bool:
+        """Whether everything below branch ``key`` of ``node`` is done or being evaluated."""
+        if (id(node), key) in busy:
+            return True
+        child = node.children.get(key)
+        if child is None:  # a leaf not done, or a branch no trial went down yet
+            return False
+        return all(_key(v) in child.done or self._covered(child, _key(v), busy)
+                   for v in child.values)
+
+    def saturated(self, pending: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether every point left is taken by a running trial; a running trial that has not
+        decided anything yet may take any point, so the grid waits until it has."""
+        root = self._root
+        if not pending:
+            return False
+        if root is None or any(not arch for arch in pending):
+            return True
+        busy = self._busy(pending)
+        return all(_key(v) in root.done or self._covered(root, _key(v), busy)
+                   for v in root.values)
 
     def tell(self, trial: FrozenTrial) -> None:
         path = list(trial.arch.items())

@@ -7,9 +7,15 @@ from typing import Any
 
 from torchnas._errors import ConfigError
 from torchnas._registry import Registry
+from torchnas.strategies._bananas import BananasStrategy
 from torchnas.strategies._base import Strategy
+from torchnas.strategies._evolution import EvolutionStrategy
 from torchnas.strategies._grid import GridStrategy
+from torchnas.strategies._local import LocalSearchStrategy
+from torchnas.strategies._optuna import OptunaStrategy
 from torchnas.strategies._random import RandomStrategy
+from torchnas.strategies._reinforce import ReinforceStrategy
+from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
 
 __all__ = ["AUTO", "REGISTRY", "available", "create", "register", "resolve"]
 
@@ -52,3 +58,10 @@ def resolve(spec: str | Strategy | dict[str, Any]) -> tuple[Strategy, dict[str, 
 
 REGISTRY.add("random", RandomStrategy)
 REGISTRY.add("grid", GridStrategy)
+REGISTRY.add("evolution", EvolutionStrategy)
+REGISTRY.add("local", LocalSearchStrategy)
+REGISTRY.add("rl", ReinforceStrategy)
+REGISTRY.add("tpe", TPEStrategy)
+REGISTRY.add("bohb", BOHBStrategy)
+REGISTRY.add("bananas", BananasStrategy)
+REGISTRY.add("optuna", OptunaStrategy)

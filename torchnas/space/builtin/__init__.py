@@ -5,7 +5,11 @@ to the data's ``input_shape`` and ``num_classes``.
 """
 
 from torchnas.space.builtin._registry import create, get, list, register
+from torchnas.space.builtin.cell import CellSpace
 from torchnas.space.builtin.chain_cnn import ChainCNNSpace
 from torchnas.space.builtin.mlp import MLPSpace
+from torchnas.space.builtin.mobile import MobileSpace
 
-__all__ = ["ChainCNNSpace", "MLPSpace", "create", "get", "list", "register"]
+__all__ = [
+    "CellSpace", "ChainCNNSpace", "MLPSpace", "MobileSpace", "create", "get", "list", "register",
+]

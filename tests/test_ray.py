@@ -1,0 +1,134 @@
+"""The Ray executor against a local Ray (``pip install torchnas[ray]``): trials as Ray tasks
+asking the driver for their decisions; faults recorded FAILED; the local Ray on loopback."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import torchnas as tn
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                       reason="Ray is not installed (pip install 'torchnas[ray]')"),
+]
+
+COMPLETE, FAILED = tn.TrialState.COMPLETE, tn.TrialState.FAILED
+
+
+def objective(hp: tn.HP) -> dict[str, float]:
+    kind = hp.choice("kind", ["ok", "raise", "nan", "sleep", "segv"])
+    x = hp.int("x", 0, 1000)
+    assert hp.trial is not None
+    hp.trial.report(1, {"acc": x / 2000})
+    if kind == "raise":
+        raise ValueError("boom")
+    if kind == "nan":
+        return {"acc": math.nan}
+    if kind == "sleep":
+        time.sleep(60)
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"acc": x / 1000, "pid": os.getpid()}
+
+
+def _descendants(root: int) -> set[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _address(hex_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_ip)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return ipaddress.IPv6Address(words)
+
+
+def listening_addresses(pids: set[int]) -> set[str]:
+    """Addresses the processes ``pids`` listen on (TCP, from /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                ip = _address(fields[1].split(":")[0])
+                mapped = getattr(ip, "ipv4_mapped", None)
+                found.add(str(mapped or ip))
+    return found
+
+
+def decisions(hp: tn.HP) -> float:
+    hp.choice("kind", ["ok", "raise", "nan", "sleep", "segv"])
+    hp.int("x", 0, 1000)
+    return 0.0
+
+
+def test_ray_runs_trials_and_records_faults() -> None:
+    import ray
+
+    assert not ray.is_initialized()
+    seen: dict[str, Any] = {}
+
+    def look(study: tn.Study, trial: tn.FrozenTrial) -> None:  # runs in the driver
+        seen.setdefault("node_ip", ray.util.get_node_ip_address())
+        ray_processes = _descendants(os.getpid()) | {os.getpid()}
+        seen.setdefault("listening", listening_addresses(ray_processes))
+
+    study = tn.Study(objectives={"acc": "max"}, strategy="random", seed=5)
+    kinds = ["ok", "raise", "nan", "sleep", "segv", "ok", "ok", "ok"]
+    for kind in kinds:
+        study.enqueue({"kind": kind})
+    here = os.path.dirname(__file__)  # Ray's workers import this module's functions by name
+    executor = tn.execution.RayExecutor(workers=2, init_kwargs={
+        "num_cpus": 2, "runtime_env": {"env_vars": {"PYTHONPATH": here}}})
+    study.optimize(objective, trials=len(kinds), executor=executor, trial_timeout=5,
+                   callbacks=[look])
+    assert not ray.is_initialized()  # it started a local Ray, and stopped it
+    assert seen["node_ip"] == "127.0.0.1"
+    assert seen["listening"] and seen["listening"] <= {"127.0.0.1", "::1"}, seen["listening"]
+    trials = study.trials
+    assert [t.arch["kind"] for t in trials] == kinds
+    errors = {t.arch["kind"]: t.error for t in trials if t.state is FAILED}
+    assert set(errors) == {"raise", "nan", "sleep", "segv"}
+    assert errors["raise"] == "ValueError: boom"
+    assert "'acc' is nan" in (errors["nan"] or "")
+    assert errors["sleep"] == "timeout after 5s (its worker process was stopped)"
+    assert (errors["segv"] or "").startswith("its worker process died")
+    ok = [t for t in trials if t.arch["kind"] == "ok"]
+    assert all(t.state is COMPLETE for t in ok)
+    assert all(t.intermediate == ((1, {"acc": t.arch["x"] / 2000}),) for t in trials)
+    reference = tn.Study(objectives={"acc": "max"}, strategy="random", seed=5)
+    for kind in kinds:
+        reference.enqueue({"kind": kind})
+    reference.optimize(decisions, trials=len(kinds))  # same seed: the same decisions
+    assert [t.arch for t in trials] == [t.arch for t in reference.trials]

@@ -1,0 +1,132 @@
+"""A running trial: its number, its ``hp`` recorder (the study's strategy fills it), reporting
+and de-duplication. :class:`~torchnas.Study` creates them (``ask``) and closes them (``tell``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from torchnas._errors import TrialPruned
+from torchnas.space import HP, Domain, arch_key
+from torchnas.strategies import AskContext, Strategy
+
+if TYPE_CHECKING:
+    from torchnas.study import Study
+
+__all__ = ["Trial"]
+
+
+class _StudySource:
+    """Values for one trial: fixed ones first, then the strategy's suggestions.
+
+    A fixed value outside its label's domain (a mutated child whose domain depends on another
+    decision that changed, e.g. ``hp.int("x", 0, n)``) is suggested afresh instead.
+    """
+
+    def __init__(self, fixed: Mapping[str, Any], strategy: Strategy, ctx: AskContext) -> None:
+        self.fixed = fixed
+        self.strategy = strategy
+        self.ctx = ctx
+
+    def value(self, label: str, domain: Domain, met: Mapping[str, Any]) -> Any:
+        if label in self.fixed and domain.contains(self.fixed[label]):
+            return self.fixed[label]
+        return self.strategy.suggest(self.ctx, label, domain)
+
+
+class Trial:
+    """A running trial: its number, its ``hp`` recorder, and reporting.
+
+    Decisions are written to storage when :meth:`commit` is called (``ModelSearch`` does so once
+    the model is built, before training), when a metric is reported, and when the trial ends.
+    """
+
+    def __init__(
+        self, study: Study, number: int, fixed: Mapping[str, Any], ctx: AskContext
+    ) -> None:
+        self.study = study
+        self.number = number
+        self._ctx = ctx
+        self._imposed = dict(fixed)
+        self.hp = self._new_hp({**study.strategy.ask(ctx), **fixed})
+        self._committed: set[str] = set()
+        self.last_metrics: dict[str, float] = {}
+
+    def _new_hp(self, fixed: Mapping[str, Any]) -> HP:
+        hp = HP(_StudySource(fixed, self.study.strategy, self._ctx), trial=self)
+        self._ctx.params = hp._values  # the strategy sees decisions as they are made
+        return hp
+
+    def duplicate_of(self) -> int | None:
+        """The number of another trial (finished, or running) with this same architecture.
+
+        ``None`` when every decision met was imposed (an enqueued architecture, a retry, an
+        interrupted trial taken up again): such a trial runs what it was asked to run.
+        """
+        arch = self.hp.arch
+        if self._imposed and all(k in self._imposed for k in arch):
+            return None
+        study = self.study
+        study._sync()
+        key = arch_key(arch)
+        found = study._log.finished_keys.get(key)
+        if found is not None:
+            return found
+        return next((n for n, a in study._running_archs().items()
+                     if n != self.number and arch_key(a) == key), None)
+
+    def redraw(self) -> HP:
+        """Draws this trial's decisions again with fresh randomness (the strategy is asked again;
+        imposed decisions stay): for an architecture that repeats one already evaluated.
+        Only before anything is committed; returns the new ``hp``."""
+        if self._committed:
+            raise RuntimeError(f"trial {self.number}: decisions already committed")
+        self._ctx.attempt += 1
+        self.hp = self._new_hp({**self.study.strategy.ask(self._ctx), **self._imposed})
+        return self.hp
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """Decisions met so far."""
+        return self.hp.arch
+
+    def _uncommitted(self) -> dict[str, Any]:
+        arch = {k: v for k, v in self.hp.arch.items() if k not in self._committed}
+        doms = self.hp.domains
+        self._committed.update(arch)
+        return {"arch": arch, "domains": {k: doms[k].to_json() for k in arch}}
+
+    def commit(self) -> None:
+        """Writes the decisions made so far to storage (to re-run them after a crash)."""
+        fresh = self._uncommitted()
+        if fresh["arch"]:
+            self.study._append(
+                {"kind": "arch", "trial": self.number, "owner": self.study._owner, **fresh}
+            )
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Records intermediate metrics (e.g. per epoch); raises :class:`TrialPruned` when the
+        study's scheduler says to stop."""
+        self.commit()
+        clean = {k: float(v) for k, v in metrics.items()}
+        self.last_metrics = clean
+        self.study._append(
+            {"kind": "report", "trial": self.number, "step": int(step), "metrics": clean,
+             "owner": self.study._owner}
+        )
+        if self.should_prune():
+            raise TrialPruned(f"stopped by the scheduler at step {step}")
+
+    def should_prune(self) -> bool:
+        """Whether the scheduler wants this trial stopped (always ``False`` without one)."""
+        scheduler = self.study.scheduler
+        if scheduler is None:
+            return False
+        self.study._sync()  # the scheduler must see the report just appended
+        trials = self.study._log.trials
+        return bool(scheduler.should_prune(trials[self.number], trials))
+
+    @property
+    def budget(self) -> float | None:
+        """The most steps (epochs, ...) the scheduler grants this trial; ``None``: no limit."""
+        return self.study._log.trials[self.number].budget

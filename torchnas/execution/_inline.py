@@ -1,0 +1,53 @@
+"""The inline executor: one trial at a time, in the calling process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from torchnas._errors import ConfigError
+from torchnas.execution._base import Executor, Plan, Tally, conclude
+from torchnas.execution._protocol import evaluate
+
+if TYPE_CHECKING:
+    from torchnas.study import Study
+
+__all__ = ["InlineExecutor"]
+
+
+class InlineExecutor(Executor):
+    """Runs each trial in this process, one after the other (the default).
+
+    The objective can be anything callable (a lambda, a closure) and ``hp.trial.study`` is the
+    live study. A per-trial timeout needs a process to stop, so it is refused here: use the
+    ``"process"`` executor.
+    """
+
+    name = "inline"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def check(self) -> None:
+        if self.workers != 1:
+            raise ConfigError(
+                f"the inline executor runs one trial at a time (workers={self.workers!r}); "
+                "use executor='process' or 'ray' for several"
+            )
+
+    def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
+        self.check()
+        if plan.trial_timeout is not None:
+            raise ConfigError(
+                "trial_timeout stops a trial's process: use executor='process' or 'ray'"
+            )
+        tally = Tally(study, plan)
+        first = next(iter(study.objectives))
+        while tally.may_start(0):
+            trial = study.ask()
+            try:
+                outcome = evaluate(objective, trial.hp, first)
+            except (KeyboardInterrupt, SystemExit):
+                study._interrupt(trial.number, "interrupted")
+                raise
+            tally.finished(conclude(study, trial, outcome, plan.retries))

@@ -1,0 +1,131 @@
+"""One-shot search inside :class:`~torchnas.ModelSearch`: search, derive, retrain, record.
+
+``ModelSearch(strategy="darts")`` (or any name of :func:`available`) runs one supernet search
+on the space and data, then retrains the derived architecture with the search's Trainer and
+records it as a trial of the same study, in the same storage, through ``study.ask(fixed=arch)``
+and ``study.tell``: the trial looks like any multi-trial one (its metrics gain
+``search_seconds``). Beside a SQLite storage ``runs/x.db`` the search's result is written to
+``runs/x.<study>.oneshot.json``: the method and its settings, the architecture, the
+architecture weights (``alphas``), the history and the collapse report. A search whose file and
+complete trial exist is not run again (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from torchnas._errors import SpaceError, TrialPruned
+from torchnas._trial import FrozenTrial, TrialState
+from torchnas.oneshot._base import OneShotResult
+from torchnas.oneshot._collapse import CollapseReport
+from torchnas.oneshot._registry import resolve
+
+if TYPE_CHECKING:
+    from torchnas.model_search import ModelSearch
+    from torchnas.study import Study
+
+__all__ = ["record_path", "run_search"]
+
+log = logging.getLogger("torchnas")
+
+
+def record_path(storage: Any, study_name: str) -> Path | None:
+    """Where the result of a one-shot search of ``study_name`` is written (``None`` without a
+    storage file)."""
+    if not isinstance(storage, (str, Path)) or str(storage) in ("", ":memory:"):
+        return None
+    path = Path(str(storage).removeprefix("sqlite:///"))
+    name = re.sub(r"[^\w.-]", "_", study_name)
+    return path.with_name(f"{path.stem}.{name}.oneshot.json")
+
+
+def _resumed(study: Study, path: Path | None) -> OneShotResult | None:
+    """The stored result when its trial is already complete in the study."""
+    if path is None or not path.exists():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    trials = {t.number: t for t in study.trials}
+    done = trials.get(saved.get("trial", -1))
+    if done is None or done.state is not TrialState.COMPLETE or done.arch != saved["arch"]:
+        return None
+    fields = {k: saved[k] for k in ("method", "arch", "alphas", "history", "seconds", "cost",
+                                    "settings")}
+    return OneShotResult(collapse=CollapseReport(**saved["collapse"]), **fields)
+
+
+def _write(path: Path | None, result: OneShotResult, study: Study,
+           trial: FrozenTrial | None) -> None:
+    if path is None:
+        return
+    payload = {"study": study.name, "trial": None if trial is None else trial.number,
+               **result.to_json()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+
+
+def _record(search: ModelSearch, study: Study, result: OneShotResult) -> FrozenTrial:
+    """Retrains the derived architecture with the search's Trainer as a trial of the study."""
+    trial = study.ask(fixed=result.arch)
+    seed = search._train_seed(trial.number)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = search.space_fn(trial.hp)
+        if trial.hp.arch != result.arch:
+            raise SpaceError(f"the derived architecture does not rebuild exactly: "
+                             f"{result.arch} became {trial.hp.arch}")
+        trial.commit()
+        measure = getattr(search, "_measure", None)  # model metrics the objectives name
+        measured = measure(model) if measure is not None else {}
+        metrics = search._trainer().fit(model, search.dataset, params=trial.hp.arch,
+                                        report=trial.report, seed=seed)
+    except TrialPruned as exc:
+        return study.tell(trial, trial.last_metrics or None, state=TrialState.PRUNED,
+                          error=str(exc) or None)
+    except Exception as exc:
+        log.warning("the derived architecture failed: %s: %s", type(exc).__name__, exc)
+        return study.tell(trial, state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
+    return study.tell(trial, {**metrics, **measured, "search_seconds": result.seconds})
+
+
+def run_search(search: ModelSearch) -> OneShotResult:
+    """The one-shot path of :meth:`ModelSearch.run`; returns the search's result."""
+    method, _ = resolve(search.strategy)
+    search.check()
+    study = search.study = search.make_study()
+    path = record_path(search.storage, study.name)
+    result = _resumed(study, path)
+    if result is not None:
+        log.info("study %r: one-shot search already done (trial %s)", study.name, path)
+    else:
+        deadline = None if search.timeout is None else time.monotonic() + search.timeout
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            if search.progress:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch")
+                print(f"{method.name} epoch {epoch}/{method.epochs}: {shown}", flush=True)
+
+        result = method.search(search.space_fn, search.dataset, seed=search.seed,
+                               deadline=deadline, on_epoch=on_epoch)
+        if search.progress:
+            print(f"{method.name}: derived {result.arch} in {result.seconds:.1f}s; "
+                  f"{result.collapse}", flush=True)
+        _write(path, result, study, None)  # kept even if the retraining fails
+        frozen = _record(search, study, result)
+        _write(path, result, study, frozen)
+    if search.progress:
+        print(search.leaderboard(), flush=True)
+    if search.retrain or search.export_to:
+        model = search.best_model(retrain=True)
+        if search.export_to:
+            out = search.export(search.export_to, model)
+            if search.progress:
+                print(f"Best model written to {out}", flush=True)
+    return result

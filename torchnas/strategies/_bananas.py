@@ -1,0 +1,183 @@
+"""BANANAS: predictor-guided search (White, Neiswanger and Savani, AAAI 2021).
+
+After ``startup`` random trials, an ensemble of regressors is fitted on the encodings of the
+finished architectures (:class:`~torchnas.strategies._encoding.Encoding`) to predict the first
+objective. Candidates are mutations of the best architectures plus a few random ones, never an
+architecture already evaluated or running; the one with the best acquisition (independent
+Thompson sampling or an upper confidence bound over the ensemble's spread) is proposed whole by
+:meth:`ask`. Decisions the change newly brings in (a deeper network's extra layers) are drawn at
+random.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from torchnas._errors import ConfigError
+from torchnas._trial import FrozenTrial, TrialState
+from torchnas.space import Domain, arch_key
+from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._encoding import Encoding
+from torchnas.strategies._mutation import mutate, unseen
+
+__all__ = ["BananasStrategy"]
+
+MODELS = ("gbr", "mlp")
+
+
+def _regressor(model: str, seed: int) -> Any:
+    """One member of the ensemble (scikit-learn, imported on first use)."""
+    try:
+        from sklearn.ensemble import GradientBoostingRegressor
+        from sklearn.neural_network import MLPRegressor
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the bananas strategy needs scikit-learn: pip install "
+                          "scikit-learn") from exc
+    if model == "mlp":
+        return MLPRegressor(hidden_layer_sizes=(32, 32), learning_rate_init=0.01, max_iter=200,
+                            random_state=seed)
+    return GradientBoostingRegressor(n_estimators=15, max_depth=3, learning_rate=0.3,
+                                     subsample=0.7, random_state=seed)
+
+
+class BananasStrategy(Strategy):
+    """Neural-predictor (or boosted-trees) guided evolution with an ensemble's uncertainty.
+
+    Args:
+        startup: trials drawn at random before the first fit.
+        ensemble: regressors in the ensemble (each with its own seed and subsample).
+        candidates: architectures scored per trial.
+        parents: the best architectures that candidates are mutated from.
+        random_candidates: how many of the candidates are drawn at random instead.
+        acquisition: ``"its"`` (independent Thompson sampling) or ``"ucb"``.
+        kappa: the weight of the ensemble's spread in ``"ucb"``.
+        model: ``"gbr"`` (gradient-boosted trees, with subsampling) or ``"mlp"``.
+        max_train: fit on at most this many trials: the best half and a random half of the
+            rest.
+        refit_every: fit the ensemble again every this many finished trials.
+    """
+
+    name = "bananas"
+
+    def __init__(self, startup: int = 10, ensemble: int = 5, candidates: int = 100,
+                 parents: int = 10, random_candidates: int = 10, acquisition: str = "its",
+                 kappa: float = 1.0, model: str = "gbr", max_train: int = 256,
+                 refit_every: int = 1) -> None:
+        self.startup = startup
+        self.ensemble = ensemble
+        self.candidates = candidates
+        self.parents = parents
+        self.random_candidates = random_candidates
+        self.acquisition = acquisition
+        self.kappa = kappa
+        self.model = model
+        self.max_train = max_train
+        self.refit_every = refit_every
+
+    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
+        super().setup(objectives, seed)
+        if self.acquisition not in ("its", "ucb"):
+            raise ConfigError(f"strategy 'bananas': acquisition must be 'its' or 'ucb', got "
+                             f"{self.acquisition!r}")
+        if self.model not in MODELS:
+            raise ConfigError(f"strategy 'bananas': model must be one of {MODELS}, got "
+                              f"{self.model!r}")
+        name, direction = next(iter(objectives.items()))
+        self._metric, self._sign = name, 1.0 if direction == "max" else -1.0
+        self._domains: dict[str, Domain] = {}
+        self._conditional: set[str] = set()
+        self._seen: set[str] = set()
+        self._told: list[FrozenTrial] = []
+        self._scored: list[tuple[int, float]] = []  # (index in _told, signed objective)
+        self._encoding: Encoding | None = None
+        self._x = np.zeros((0, 0))  # encodings of _told under _encoding
+        self._fitted: tuple[int, Encoding | None, list[Any]] = (-1, None, [])
+
+    def tell(self, trial: FrozenTrial) -> None:
+        for label, dom in trial.domains.items():
+            if label not in self._domains:
+                self._domains[label] = dom
+                if self._told:
+                    self._conditional.add(label)
+        self._conditional.update(lb for lb in self._domains if lb not in trial.arch)
+        self._seen.add(trial.key)
+        self._told.append(trial)
+        value = self._sign * trial.value(self._metric)
+        if trial.state is TrialState.COMPLETE and math.isfinite(value):
+            self._scored.append((len(self._told) - 1, value))
+
+    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        return domain.sample(ctx.rng(label))
+
+    # -- the predictor ----------------------------------------------------------------------
+    def _encode(self, archs: list[dict[str, Any]]) -> np.ndarray:
+        """Encodings under the current layout (the cached ones re-made when it changed)."""
+        enc = Encoding(dict(self._domains), frozenset(self._conditional))
+        if enc != self._encoding:
+            self._encoding, self._x = enc, enc.encode_many([t.arch for t in self._told])
+        elif len(self._x) < len(self._told):
+            self._x = np.vstack([self._x, enc.encode_many([t.arch for t in
+                                                           self._told[len(self._x):]])])
+        return enc.encode_many(archs)
+
+    def _fit(self) -> list[Any]:
+        """The ensemble, fitted on the first trials up to the last refit point (so a resumed
+        study fits exactly what an uninterrupted one did)."""
+        n = len(self._scored)
+        n -= (n - self.startup) % max(1, self.refit_every)
+        if self._fitted[:2] == (n, self._encoding):
+            return self._fitted[2]
+        data = self._scored[:n]
+        if len(data) > self.max_train:  # the best half, and a random half of the others
+            ranked = sorted(data, key=lambda d: -d[1])
+            keep = self.max_train // 2
+            rest = ranked[keep:]
+            random.Random(derive_seed(self.seed, n, "bananas:train")).shuffle(rest)
+            data = ranked[:keep] + rest[: self.max_train - keep]
+        x = self._x[[i for i, _ in data]]
+        y = np.array([v for _, v in data])
+        y = (y - y.mean()) / (y.std() or 1.0)
+        models = [_regressor(self.model, derive_seed(self.seed, n, "bananas", k) % 2**32)
+                  for k in range(self.ensemble)]
+        import sklearn  # there by now; skip the checks of what is known to be valid
+
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            models = [m.fit(x, y) for m in models]
+        self._fitted = (n, self._encoding, models)
+        return models
+
+    def _candidates(self, ctx: AskContext, rng: random.Random) -> list[dict[str, Any]]:
+        """Mutations of the best architectures and random ones, none seen or running."""
+        best = sorted(self._scored, key=lambda d: -d[1])[: max(1, self.parents)]
+        parents = [self._told[i].arch for i, _ in best]
+        n_random = min(self.random_candidates, self.candidates)
+        out = [mutate(parents[j % len(parents)], self._domains, rng,
+                      k=1 if rng.random() < 0.7 else 2)
+               for j in range(self.candidates - n_random)]
+        out += [{lb: d.sample(rng) for lb, d in self._domains.items()} for _ in range(n_random)]
+        seen = self._seen | {arch_key(p) for p in ctx.pending}
+        fresh: dict[str, dict[str, Any]] = {}
+        for cand in unseen(out, seen):
+            fresh.setdefault(arch_key(cand), cand)
+        return list(fresh.values())
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        if len(self._scored) < max(self.startup, 2):
+            return {}
+        rng = ctx.rng("bananas")
+        cands = self._candidates(ctx, rng)
+        if not cands:
+            return {}
+        x = self._encode(cands)
+        preds = np.array([m.predict(x) for m in self._fit()])
+        mean, std = preds.mean(0), preds.std(0)
+        if self.acquisition == "ucb":
+            score = mean + self.kappa * std
+        else:
+            score = np.random.default_rng(rng.getrandbits(64)).normal(mean, std)
+        return cands[int(np.argmax(score))]
