@@ -47,6 +47,8 @@ class Trainer:
         grad_clip: Maximum gradient norm, or None.
         label_smoothing: Label smoothing of the training loss.
         num_workers: DataLoader workers (datasets that are not tensor datasets).
+        threads: torch CPU threads while fitting (restored afterwards); ``None`` leaves torch's
+            setting (small models on busy cores train fastest with 1).
         budget: What a trial's budget (``fit(budget=b)``, from the study's scheduler)
             measures; it is also the unit of the steps reported:
 
@@ -82,7 +84,7 @@ class Trainer:
         lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
         lr_schedule: str = "cosine", device: str | torch.device = "auto", amp: bool = True,
         seed: int | None = 0, grad_clip: float | None = None, label_smoothing: float = 0.0,
-        num_workers: int = 0, budget: str = "epochs",
+        num_workers: int = 0, budget: str = "epochs", threads: int | None = None,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -98,6 +100,7 @@ class Trainer:
         self.label_smoothing = label_smoothing
         self.num_workers = num_workers
         self.budget = budget
+        self.threads = threads
 
     def get_params(self) -> dict[str, Any]:
         """Return the constructor's keyword arguments (the config to save beside results)."""
@@ -156,6 +159,9 @@ class Trainer:
         cuda = []
         if cfg.device.type == "cuda":
             cuda = [torch.cuda.current_device() if cfg.device.index is None else cfg.device.index]
+        before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(_integer("threads", self.threads, low=1))
         try:
             with torch.random.fork_rng(devices=cuda):
                 generator = torch.Generator()
@@ -166,6 +172,7 @@ class Trainer:
                     generator.manual_seed(cfg.seed)
                 metrics = train_epochs(model, data, cfg, generator, report, final)
         finally:
+            torch.set_num_threads(before)
             if cuda:
                 torch.cuda.empty_cache()
         metrics["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
