@@ -11,7 +11,9 @@ then stops at the end of its epoch (torchnas records it PRUNED and does not rank
 trial completed; Keras Tuner ranks it with the epochs it had). Keras Tuner gets ``max_trials``
 large and is stopped at the budget. Then each retrains its best architecture on train+val (same
 epochs) and measures its test accuracy once. torch uses ``--threads`` threads for every tool
-(``torch.set_num_threads``), and each framework fits one small model before any clock starts.
+(``torch.set_num_threads``; default 1: on a machine shared with other jobs, more threads than
+free cores made torch's training 2-4x slower here), and each framework fits one small model before
+any clock starts.
 Keras Tuner's BayesianOptimization draws its first ``3 x dimensions`` trials at random, from the
 same seeded stream as RandomSearch: with few trials the two search the same architectures.
 
@@ -213,9 +215,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="search seconds per tool")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads, for every tool")
-    parser.add_argument("--strategies", default="auto", help="comma list of torchnas strategies")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, for every tool (default 1: see the docstring)")
+    parser.add_argument("--strategies", default="auto",
+                        help="comma list of torchnas strategies, 'name' or 'name(key=value, ...)'")
     parser.add_argument("--tuners", default="random,bayesian",
                         help="Keras Tuner tuners: random, bayesian (empty: none)")
     parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")

@@ -46,6 +46,53 @@ def decide_only(hp: tn.HP) -> float:
     return (x - 1) ** 2 + abs(n - 16) + lr + (act == "gelu") + deep
 
 
+def spin(hp: tn.HP) -> dict[str, float]:
+    """A CPU-bound objective without memory traffic: a pure Python loop (about 0.2 s)."""
+    n = hp.int("n", 1, 10)
+    cpu = time.process_time()
+    total = 0
+    for i in range(1_500_000):
+        total += i % (n + 1)
+    return {"value": float(total % 7), "cpu": time.process_time() - cpu}
+
+
+def _spin_for(seconds: float, out: Any) -> None:
+    """Counts loop iterations for ``seconds`` (in its own process)."""
+    end, count = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        for _ in range(10_000):
+            count += 1
+    out.put(count)
+
+
+def machine_ceiling(seconds: float = 4.0) -> float:
+    """What 2 busy processes get done against 1 here, without torchnas: the best speedup this
+    machine allows right now (other tenants' load included)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    rates = []
+    for n in (1, 2, 1, 2):
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_spin_for, args=(seconds, out)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        rates.append((n, sum(out.get() for _ in procs)))
+        for p in procs:
+            p.join()
+    one = statistics.fmean(r for n, r in rates if n == 1)
+    two = statistics.fmean(r for n, r in rates if n == 2)
+    return two / one
+
+
+def spin_throughput(workers: int, executor: str, trials: int) -> float:
+    study = tn.Study(objectives={"value": "min"}, strategy="random", seed=0)
+    ends: list[float] = []
+    study.optimize(spin, trials=trials, workers=workers, executor=executor,
+                   callbacks=[lambda s, t: ends.append(time.perf_counter())])
+    return (len(ends) - 1) / (ends[-1] - ends[0]) * 60
+
+
 class Timed:
     """The search's objective, also reporting when it ran and the CPU it used."""
 
@@ -127,6 +174,19 @@ def main() -> None:
     print(f"2 workers / 1 process worker: {ratio(runs[2]['per_min'], runs[1]['per_min'])}; "
           "'workers busy': time in objectives / (workers x span of the trials); "
           "'CPU s/trial': the objective's own CPU time (it grows when cores are contended)")
+
+    spins: dict[str, list[float]] = {"inline": [], "process": []}
+    ceilings = []
+    for _ in range(args.repeats):
+        ceilings.append(machine_ceiling())
+        spins["inline"].append(spin_throughput(1, "inline", args.trials))
+        spins["process"].append(spin_throughput(2, "process", args.trials))
+    one, two = (statistics.median(spins[k]) for k in ("inline", "process"))
+    ceiling = statistics.median(ceilings)
+    print(f"\nA pure-Python CPU-bound objective (no memory traffic), {args.trials} trials: "
+          f"inline {one:.0f} trials/min, 2 process workers {two:.0f} trials/min: "
+          f"{ratio(two, one)}x. This machine's own ceiling now (2 busy processes / 1, without "
+          f"torchnas): {ceiling:.2f}x, so the executor reaches {two / one / ceiling:.0%} of it.")
 
     rows = []
     process, process_start = overhead(tn.execution.ProcessExecutor(workers=2),

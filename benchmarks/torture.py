@@ -2,7 +2,7 @@
 
 Each round starts the CLI on the same config and storage and kills it (``kill -9``) at a random
 moment: a random delay after it started (often while it is still starting up), or a random
-delay after its journal grew by a random number of events (while trials run). Every third round
+delay after its journal grew by a random number of events (while trials run). Every fourth round
 uses the process executor (two workers), the others the inline one. After every kill these
 invariants are checked on the SQLite file, and once more after a last run left to finish:
 
@@ -237,7 +237,7 @@ def torture(root: Path, kills: int = 10, trials: int = 40, seed: int = 0) -> dic
     start = time.monotonic()
     t = Torture(root, trials=trials, seed=seed)
     while t.kills < kills:
-        if not t.round("process" if t.kills % 3 == 0 else "inline"):
+        if not t.round("process" if t.kills % 4 == 0 else "inline"):
             raise AssertionError(f"the search finished after {t.kills} kills; raise --trials")
     last = t.finish()
     return {"kills": t.kills, "kills_mid_trial": t.mid_trial,

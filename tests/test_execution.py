@@ -337,7 +337,18 @@ def test_random_in_parallel_never_repeats_while_new_architectures_remain() -> No
     assert len(set(keys)) == 6
 
 
-def test_a_strategy_sees_running_trials_as_pending() -> None:
+def rendezvous(marks: str, hp: tn.HP) -> float:
+    """Decides, then waits (up to 20 s) until two trials have decided."""
+    x = hp.int("x", 0, 1000)
+    assert hp.trial is not None
+    (Path(marks) / str(hp.trial.number)).touch()
+    deadline = time.monotonic() + 20
+    while len(list(Path(marks).iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return x / 1000
+
+
+def test_a_strategy_sees_running_trials_as_pending(tmp_path: Path) -> None:
     seen: list[list[dict[str, Any]]] = []
 
     class Spy(tn.strategies.RandomStrategy):
@@ -346,8 +357,9 @@ def test_a_strategy_sees_running_trials_as_pending() -> None:
             return super().suggest(ctx, label, domain)
 
     s = study(strategy=Spy())
-    s.optimize(plain, trials=8, workers=2)
-    assert any("x" in arch for p in seen for arch in p)  # another running trial's decisions
+    s.optimize(functools.partial(rendezvous, str(tmp_path)), trials=2, workers=2)
+    first, second = seen  # one decision each; the second one saw the first trial's
+    assert first == [] and second in ([dict(t.arch)] for t in s.trials)
 
 
 # -- workers that cannot start ------------------------------------------------------------------

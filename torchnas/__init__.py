@@ -3,7 +3,7 @@
 Write a space once as ``build(hp)``; search it with any strategy; get back the best model.
 """
 
-from torchnas import data, execution, metrics, schedulers, space, storage, strategies
+from torchnas import data, execution, metrics, oneshot, schedulers, space, storage, strategies
 from torchnas._errors import (
     ConfigError,
     DataError,
@@ -45,6 +45,7 @@ __all__ = [
     "load_model",
     "load_study",
     "metrics",
+    "oneshot",
     "save_model",
     "schedulers",
     "space",

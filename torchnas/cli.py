@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from torchnas import data as tn_data
+from torchnas import oneshot
 from torchnas._config import (
     apply_overrides,
     check_keys,
@@ -74,7 +75,8 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
     if search.study is not None:
         out["name"] = search.study.name
         out["objectives"] = search.study.objectives
-        out["strategy"] = search.study.config["strategy"]
+        if not oneshot.is_method(search.strategy):  # a one-shot study stores a placeholder
+            out["strategy"] = search.study.config["strategy"]
     return json.loads(json.dumps(out, default=str))
 
 

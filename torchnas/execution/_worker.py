@@ -166,13 +166,16 @@ def process_main(conn: Connection, payload: bytes, setup: dict[str, Any], driver
     """Entry point of a local worker process (``multiprocessing``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _watch(driver)
+    step = "set up its threads and devices"
     try:
         _setup(setup)
-        # the objective, pickled by our own driver (module-level functions are references)
+        step = "load the objective"
+        # pickled by our own driver, for this process (module-level functions are references)
         objective = pickle.loads(payload)
     except BaseException as exc:
-        send(conn, {"op": "fatal", "error": f"a worker process cannot load the objective: "
-                                            f"{type(exc).__name__}: {exc}"})
+        with contextlib.suppress(OSError):
+            send(conn, {"op": "fatal", "error": f"a worker process cannot {step}: "
+                                                f"{type(exc).__name__}: {exc}"})
         sys.exit(3)
     with contextlib.suppress(DriverGone):
         serve(conn, objective)
