@@ -38,3 +38,23 @@ def flat_features(body: nn.Module, input_shape: Sequence[int]) -> int:
         out = body(torch.zeros(1, *input_shape))
     body.train(was_training)
     return math.prod(out.shape[1:])
+
+
+def signal_shape(space: str, input_shape: Sequence[int],
+                 num_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The checked input shape as given, and as ``(C, L)`` or ``(C, H, W)`` (a flat ``(L,)``
+    is one channel): what convolutional spaces build on."""
+    given = check_shape(space, input_shape, num_classes)
+    shape = (1, given[0]) if len(given) == 1 else given
+    if len(shape) not in (2, 3):
+        raise SpaceError(
+            f"space {space!r}: input_shape must be (C, L) or (C, H, W), got {given}"
+        )
+    return given, shape
+
+
+def conv_kinds(dims: int) -> tuple[type[nn.Module], type[nn.Module]]:
+    """The convolution and batch-norm classes for 1-D or 2-D signals."""
+    if dims == 1:
+        return nn.Conv1d, nn.BatchNorm1d
+    return nn.Conv2d, nn.BatchNorm2d

@@ -24,7 +24,7 @@ from torch import nn
 
 from torchnas._errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import check_shape
+from torchnas.space.builtin._common import signal_shape
 from torchnas.space.builtin._registry import register
 
 __all__ = ["OPS", "CellSpace"]
@@ -118,10 +118,7 @@ class CellSpace:
         self.lr = lr
 
     def _check(self) -> tuple[int, ...]:
-        given = check_shape(self.name, self.input_shape, self.num_classes)
-        shape = (1, given[0]) if len(given) == 1 else given
-        if len(shape) not in (2, 3):
-            raise SpaceError(f"space 'cell': input_shape must be (C, L) or (C, H, W), got {given}")
+        _, shape = signal_shape(self.name, self.input_shape, self.num_classes)
         for name in ("channels", "stages", "cells_per_stage"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -155,7 +152,7 @@ class CellSpace:
 
     def __call__(self, hp: HP) -> nn.Module:
         shape = self._check()
-        given = check_shape(self.name, self.input_shape, self.num_classes)
+        given, _ = signal_shape(self.name, self.input_shape, self.num_classes)
         dim = len(shape) - 1
         conv = nn.Conv1d if dim == 1 else nn.Conv2d
         norm = nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d

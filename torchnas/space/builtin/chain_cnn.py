@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from torchnas._errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import ACTIVATIONS, check_shape, flat_features
+from torchnas.space.builtin._common import ACTIVATIONS, conv_kinds, flat_features, signal_shape
 from torchnas.space.builtin._registry import register
 
 __all__ = ["ChainCNNSpace"]
@@ -68,14 +67,8 @@ class ChainCNNSpace:
         self.lr = lr
 
     def __call__(self, hp: HP) -> nn.Module:
-        given = check_shape(self.name, self.input_shape, self.num_classes)
-        shape = (1, given[0]) if len(given) == 1 else given
-        if len(shape) not in (2, 3):
-            raise SpaceError(
-                f"space 'chain_cnn': input_shape must be (C, L) or (C, H, W), got {given}"
-            )
-        conv = nn.Conv1d if len(shape) == 2 else nn.Conv2d
-        norm = nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d
+        given, shape = signal_shape(self.name, self.input_shape, self.num_classes)
+        conv, norm = conv_kinds(len(shape) - 1)
         act = ACTIVATIONS[hp.choice("activation", list(self.activations))]
         body: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
         channels = shape[0]

@@ -20,7 +20,7 @@ from torch import nn
 
 from torchnas._errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import check_shape
+from torchnas.space.builtin._common import conv_kinds, signal_shape
 from torchnas.space.builtin._registry import register
 
 __all__ = ["InvertedResidual", "MobileSpace"]
@@ -40,8 +40,7 @@ class InvertedResidual(nn.Module):
     def __init__(self, dims: int, c_in: int, c_out: int, expand: int, kernel: int,
                  stride: int) -> None:
         super().__init__()
-        conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        conv, norm = conv_kinds(dims)
         hidden = c_in * expand
         layers: list[nn.Module] = []
         if expand != 1:
@@ -111,18 +110,12 @@ class MobileSpace:
         self.lr = lr
 
     def __call__(self, hp: HP) -> nn.Module:
-        given = check_shape(self.name, self.input_shape, self.num_classes)
-        shape = (1, given[0]) if len(given) == 1 else given
-        if len(shape) not in (2, 3):
-            raise SpaceError(
-                f"space 'mobile': input_shape must be (C, L) or (C, H, W), got {given}"
-            )
+        given, shape = signal_shape(self.name, self.input_shape, self.num_classes)
         if len(self.strides) != len(self.widths):
             raise SpaceError(f"space 'mobile': {len(self.widths)} stages of widths but "
                              f"{len(self.strides)} strides")
         dims = len(shape) - 1
-        conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        conv, norm = conv_kinds(dims)
         layers: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
         layers += [conv(shape[0], self.stem, 3, stride=self.stem_stride, padding=1, bias=False),
                    norm(self.stem), nn.ReLU6()]
