@@ -374,3 +374,12 @@ def test_too_many_failures_in_a_row_stop_the_search(digits: tn.data.Data) -> Non
     search = quick(digits, space=broken, trials=10, max_failures=3)
     with pytest.raises(tn.TooManyFailures, match="3 trials failed in a row"):
         search.run()
+
+
+def test_a_search_where_nothing_completes_ends_without_a_crash(digits: tn.data.Data,
+                                                               tmp_path: Path) -> None:
+    search = quick(digits, trials=2, timeout=1e-9, retrain=True,
+                   export_to=str(tmp_path / "best.pt"), trainer=tn.Trainer(epochs=3))
+    study = search.run()
+    assert all(t.state is not tn.TrialState.COMPLETE for t in study.trials)
+    assert search.test_accuracy is None and not (tmp_path / "best.pt").exists()

@@ -417,7 +417,13 @@ class ModelSearch:
             bar.close()
         if self.progress:
             print(self.leaderboard(), file=sys.stdout, flush=True)
-        if self.retrain or self.export_to:
+        if (self.retrain or self.export_to) and not study._ranked():
+            log.warning("no trial completed (feasible) in study %r: nothing to retrain or export",
+                        study.name)
+            if self.progress:
+                print("No trial completed within the budget: nothing to retrain or export.",
+                      flush=True)
+        elif self.retrain or self.export_to:
             model = self.best_model(retrain=True)
             if self.export_to:
                 path = self.export(self.export_to, model)
