@@ -31,7 +31,7 @@ def load_torture() -> Any:
 
 @pytest.mark.slow
 def test_a_search_killed_at_random_moments_loses_nothing(tmp_path: Path) -> None:
-    figures = load_torture().torture(tmp_path, kills=10, trials=28, seed=1)
+    figures = load_torture().torture(tmp_path, kills=10, trials=80, seed=1)
     print("torture:", figures)
     assert figures["kills"] >= 10
     assert figures["kills_mid_trial"] >= 3  # most kills land while trials run
