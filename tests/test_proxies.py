@@ -105,7 +105,7 @@ def test_a_proxy_is_an_objective_computed_without_training(digits: tn.data.Data)
             assert set(t.metrics) == {"naswot", "params"} and t.metrics["naswot"] > 0
         else:
             assert t.state is tn.TrialState.REJECTED and t.metrics["params"] >= 3000
-    x, y = search._proxy_batch
+    x, y = search.model_metrics.proxy_batch(search.dataset)
     assert len(x) == 64 and len(y) == 64  # proxy_batch_size training samples
 
 
@@ -138,6 +138,6 @@ def test_the_warm_start_defaults_to_naswot(digits: tn.data.Data) -> None:
     search = tn.ModelSearch(space=small_space, data=digits, trainer=tn.Trainer(epochs=1),
                             trials=1, progress=False, warm_start={"samples": 4, "top": 1})
     study = search.run()
-    assert search._settings()[1] == {"proxy": "naswot", "samples": 4, "top": 1}
+    assert search.model_metrics.warm_start == {"proxy": "naswot", "samples": 4, "top": 1}
     assert search.warm_start_ranking is not None
     assert study.trials[0].arch == search.warm_start_ranking[0][1]

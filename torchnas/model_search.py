@@ -18,11 +18,10 @@ from torchnas import data as tn_data
 from torchnas import execution, oneshot
 from torchnas._console import ProgressBar, leaderboard
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
-from torchnas._objectives import is_feasible, parse_constraints, parse_objectives
+from torchnas._model_metrics import ModelMetrics, Rejected
+from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
-from torchnas.evaluation._cost import measure
-from torchnas.evaluation._proxies import rank_architectures
 from torchnas.export import save_model
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
@@ -34,13 +33,6 @@ __all__ = ["ModelSearch", "Rejected"]
 log = logging.getLogger("torchnas")
 
 SpaceFn = Callable[[HP], nn.Module]
-
-#: ``cost`` settings of a search and their defaults (see :func:`torchnas.metrics.latency`).
-COST_DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 1, "warmup": 5, "repeats": 30,
-                                 "threads": None, "backward": False, "proxy_batch_size": 64}
-#: ``warm_start`` settings and their defaults. ``naswot`` ranked ``chain_cnn`` on MNIST-1D best
-#: of the five proxies (Spearman 0.87 against trained accuracy; ``benchmarks/proxies.py``).
-WARM_START_DEFAULTS: dict[str, Any] = {"proxy": "naswot", "samples": 200, "top": 10}
 
 
 class ModelSearch:
@@ -76,7 +68,8 @@ class ModelSearch:
         max_failures: stop after this many failed trials in a row.
         redraws: how many times a trial draws its decisions again when they repeat an
             architecture already evaluated or running (de-duplication; 0 turns it off).
-        cost: how model metrics are measured (:data:`COST_DEFAULTS`): ``device`` (target of
+        cost: how model metrics are measured (defaults:
+            :data:`torchnas._model_metrics.COST_DEFAULTS`): ``device`` (target of
             ``latency_ms`` and ``peak_memory``; the proxies run there too), ``batch_size``,
             ``warmup``, ``repeats``, ``threads`` (of ``latency_ms``), ``backward``
             (``peak_memory`` of a training step) and ``proxy_batch_size`` (training samples,
@@ -167,8 +160,6 @@ class ModelSearch:
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
-        #: The warm start's ``(score, architecture)`` pairs, best first (after :meth:`run`).
-        self.warm_start_ranking: list[tuple[float, dict[str, Any]]] | None = None
         self._deadline: float | None = None  # wall clock: trials may run on other machines
 
     def __getstate__(self) -> dict[str, Any]:
@@ -257,7 +248,7 @@ class ModelSearch:
                  *parse_constraints(self.constraints)]
         known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),
                  *PROXIES]
-        self._settings()
+        self.model_metrics  # noqa: B018 - checks the cost and warm_start settings
         for name in names:
             if name not in known:
                 near = difflib.get_close_matches(name, known, n=2)
@@ -278,86 +269,22 @@ class ModelSearch:
         )
 
     # -- metrics of the built model: cost, proxies, rejection, warm start ------------------------
-    def _settings(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """``cost`` and ``warm_start`` (``None`` when off) with their defaults filled in."""
-        cost = _with_defaults("cost", self.cost, COST_DEFAULTS,
-                              ("batch_size", "repeats", "proxy_batch_size"))
-        try:
-            device = torch.device(cost["device"])
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"cost: device {cost['device']!r} is not a torch device") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"cost: device {cost['device']!r} but CUDA is not available")
-        if self.warm_start is None:
-            return cost, None
-        warm = _with_defaults("warm_start", self.warm_start, WARM_START_DEFAULTS,
-                              ("samples", "top"))
-        if warm["proxy"] not in PROXIES:
-            raise ConfigError(f"warm_start: proxy must be one of {', '.join(PROXIES)}, "
-                              f"got {warm['proxy']!r}")
-        return cost, warm
-
-    def _named(self) -> list[str]:
-        """Every metric the objectives and constraints name, in order."""
-        return list(dict.fromkeys([*parse_objectives(self.objectives or {"val_accuracy": "max"}),
-                                   *parse_constraints(self.constraints)]))
-
-    def _trains(self) -> bool:
-        """Whether a trial trains (some objective or constraint is not a model metric)."""
-        return any(n not in COST_METRICS and n not in PROXIES for n in self._named())
-
     @functools.cached_property
-    def _proxy_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training samples drawn once from the seed: what every proxy scores on."""
-        train = self.dataset.train
-        size = min(self._settings()[0]["proxy_batch_size"], len(train))  # type: ignore[arg-type]
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, "proxy batch") % 2**63)
-        rows = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:size]]  # type: ignore[arg-type]
-        return (torch.stack([torch.as_tensor(r[0]) for r in rows]),
-                torch.as_tensor([int(r[1]) for r in rows]))
+    def model_metrics(self) -> ModelMetrics:
+        """The cost metrics, proxies, rejection and warm start of this search (settings checked
+        when first used: :meth:`check` does)."""
+        return ModelMetrics(self.objectives, self.constraints, self.cost, self.warm_start,
+                            self.seed)
+
+    @property
+    def warm_start_ranking(self) -> list[tuple[float, dict[str, Any]]] | None:
+        """The warm start's ``(score, architecture)`` pairs, best first (after :meth:`run`
+        started a new study with ``warm_start``)."""
+        return self.model_metrics.ranking
 
     def _measure(self, model: nn.Module, names: Sequence[str] | None = None) -> dict[str, float]:
-        """The model metrics among ``names`` (default: the objectives' and constraints', and
-        ``params`` when nothing is trained)."""
-        if names is None:
-            names = [*self._named(), *([] if self._trains() else ["params"])]
-        names = [n for n in dict.fromkeys(names) if n in COST_METRICS or n in PROXIES]
-        if not names:
-            return {}
-        cost = dict(self._settings()[0])
-        del cost["proxy_batch_size"]
-        example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
-        batch = self._proxy_batch if any(n in PROXIES for n in names) else None
-        return measure(model, names, example, batch=batch, seed=self.seed, **cost)
-
-    def _rejection(self, measured: Mapping[str, float]) -> str | None:
-        """Why a built model breaks a constraint on a model metric (``None``: it does not)."""
-        negated = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
-        broken = [f"{name} {_number(measured[name])} {negated[op]} {_number(bound)}"
-                  for name, (op, bound) in parse_constraints(self.constraints).items()
-                  if name in measured and not is_feasible(measured, {name: (op, bound)})]
-        return "; ".join(broken) or None
-
-    def _warm_start(self, study: Study) -> None:
-        """Queues the proxy's best architectures before the first trial of a new study."""
-        warm = self._settings()[1]
-        if warm is None or study.trials or study._log.queue:
-            return
-        cost = self._settings()[0]
-        limits = [n for n in parse_constraints(self.constraints) if n in COST_METRICS]
-
-        def accept(model: nn.Module) -> bool:
-            return not limits or self._rejection(self._measure(model, limits)) is None
-
-        x, y = self._proxy_batch
-        ranking = rank_architectures(
-            self.space_fn, warm["proxy"], x, y, samples=warm["samples"], device=cost["device"],
-            seed=derive_seed(self.seed, "warm start") % 2**31, accept=accept)
-        self.warm_start_ranking = ranking
-        for _, arch in ranking[: warm["top"]]:
-            study.enqueue(arch)
-        log.info("warm start: %d of %d architectures queued by %s", min(warm["top"],
-                 len(ranking)), len(ranking), warm["proxy"])
+        """The model metrics among ``names`` (see :meth:`ModelMetrics.measure`)."""
+        return self.model_metrics.measure(model, self.dataset, names)
 
     # -- the search -----------------------------------------------------------------------------
     def _train_seed(self, number: int) -> int:
@@ -379,9 +306,9 @@ class ModelSearch:
             hp = trial.redraw()
         trial.commit()
         measured = self._measure(model)
-        if (reason := self._rejection(measured)) is not None:
+        if (reason := self.model_metrics.rejection(measured)) is not None:
             return Rejected(measured, reason)
-        if not self._trains():
+        if not self.model_metrics.trains:
             return measured
 
         def report(step: int, metrics: Mapping[str, float]) -> None:
@@ -400,7 +327,7 @@ class ModelSearch:
             return self._run_oneshot()
         self.check()
         study = self.study = self.make_study()
-        self._warm_start(study)
+        self.model_metrics.queue_warm_start(study, self.space_fn, self.dataset)
         finished = sum(t.state.finished for t in study.trials)
         remaining = None if self.trials is None else max(0, self.trials - finished)
         if finished:
@@ -512,35 +439,6 @@ class ModelSearch:
         example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
         return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
                           meta=meta, example_input=example)
-
-
-class Rejected(dict[str, float]):
-    """An objective's result for an architecture refused before training: its measured
-    metrics, and the ``reason``. The study records it ``REJECTED`` (finished, infeasible)."""
-
-    def __init__(self, metrics: Mapping[str, float], reason: str) -> None:
-        super().__init__(metrics)
-        self.reason = reason
-
-
-def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],
-                   counts: Sequence[str]) -> dict[str, Any]:
-    """``given`` over ``defaults``; an unknown key, or a count below 1, is a ConfigError."""
-    for k in given or {}:
-        if k not in defaults:
-            near = difflib.get_close_matches(str(k), list(defaults), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ConfigError(f"{key}: unknown key {k!r}{hint} (valid: {', '.join(defaults)})")
-    out = {**defaults, **(given or {})}
-    for k in counts:
-        if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
-            raise ConfigError(f"{key}: {k} must be an integer >= 1, got {out[k]!r}")
-    return out
-
-
-def _number(v: float) -> str:
-    """``350,122`` for whole numbers, else 4 significant digits."""
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"
 
 
 def _first_arch(info: SpaceInfo) -> dict[str, Any]:

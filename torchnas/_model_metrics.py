@@ -1,0 +1,179 @@
+"""Metrics of built, untrained models in a search: cost metrics and zero-cost proxies as
+objectives and constraints, rejection before training, and the proxy warm start.
+
+:class:`ModelMetrics` is the part of :class:`~torchnas.ModelSearch` that needs only the built
+model: it validates the ``cost`` and ``warm_start`` settings, measures what the objectives and
+constraints name, says why a model breaks a constraint, and queues the proxy's best picks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchnas import data as tn_data
+from torchnas._errors import ConfigError
+from torchnas._objectives import is_feasible, parse_constraints, parse_objectives
+from torchnas.evaluation import COST_METRICS, PROXIES
+from torchnas.evaluation._cost import measure
+from torchnas.evaluation._proxies import rank_architectures
+from torchnas.space import HP
+from torchnas.strategies import derive_seed
+from torchnas.study import Study
+
+__all__ = ["COST_DEFAULTS", "WARM_START_DEFAULTS", "ModelMetrics", "Rejected"]
+
+log = logging.getLogger("torchnas")
+
+#: ``cost`` settings of a search and their defaults (see :func:`torchnas.metrics.latency`).
+COST_DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 1, "warmup": 5, "repeats": 30,
+                                 "threads": None, "backward": False, "proxy_batch_size": 64}
+#: ``warm_start`` settings and their defaults. ``naswot`` ranked ``chain_cnn`` on MNIST-1D best
+#: of the five proxies (Spearman 0.87 against trained accuracy; ``benchmarks/proxies.py``).
+WARM_START_DEFAULTS: dict[str, Any] = {"proxy": "naswot", "samples": 200, "top": 10}
+
+DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
+
+
+class Rejected(dict[str, float]):
+    """An objective's result for an architecture refused before training: its measured
+    metrics, and the ``reason``. The study records it ``REJECTED`` (finished, infeasible)."""
+
+    def __init__(self, metrics: Mapping[str, float], reason: str) -> None:
+        super().__init__(metrics)
+        self.reason = reason
+
+
+class ModelMetrics:
+    """What a search measures on a built model before (or instead of) training it.
+
+    Args:
+        objectives, constraints: the search's (objectives default to ``val_accuracy``).
+        cost: ``None`` or a mapping over :data:`COST_DEFAULTS`.
+        warm_start: ``None`` (off) or a mapping over :data:`WARM_START_DEFAULTS`.
+        seed: the search's seed (the proxy batch and the warm start's sampling derive from it).
+
+    Raises:
+        ConfigError: at construction, for an unknown key, a bad count, a device that is not a
+            torch device (or CUDA without CUDA) or an unknown proxy.
+    """
+
+    def __init__(self, objectives: Any, constraints: Mapping[str, Any] | None,
+                 cost: Mapping[str, Any] | None, warm_start: Mapping[str, Any] | None,
+                 seed: int) -> None:
+        self.objectives = parse_objectives(objectives or DEFAULT_OBJECTIVES)
+        self.constraints = parse_constraints(constraints)
+        self.seed = seed
+        self.cost = _with_defaults("cost", cost, COST_DEFAULTS,
+                                   ("batch_size", "repeats", "proxy_batch_size"))
+        try:
+            device = torch.device(self.cost["device"])
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"cost: device {self.cost['device']!r} is not a torch device"
+                              ) from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"cost: device {self.cost['device']!r} but CUDA is not available")
+        self.warm_start: dict[str, Any] | None = None
+        if warm_start is not None:
+            self.warm_start = _with_defaults("warm_start", warm_start, WARM_START_DEFAULTS,
+                                             ("samples", "top"))
+            if self.warm_start["proxy"] not in PROXIES:
+                raise ConfigError(f"warm_start: proxy must be one of {', '.join(PROXIES)}, "
+                                  f"got {self.warm_start['proxy']!r}")
+        #: The warm start's ``(score, architecture)`` pairs, best first, once it ran.
+        self.ranking: list[tuple[float, dict[str, Any]]] | None = None
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def named(self) -> list[str]:
+        """Every metric the objectives and constraints name, in order."""
+        return list(dict.fromkeys([*self.objectives, *self.constraints]))
+
+    @property
+    def trains(self) -> bool:
+        """Whether a trial trains (some objective or constraint is not a model metric)."""
+        return any(n not in COST_METRICS and n not in PROXIES for n in self.named)
+
+    def proxy_batch(self, dataset: tn_data.Data) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training samples drawn once from the seed: what every proxy scores on (the first
+        call draws them from ``dataset``; later calls return the same batch)."""
+        if self._batch is not None:
+            return self._batch
+        train = dataset.train
+        size = min(self.cost["proxy_batch_size"], len(train))  # type: ignore[arg-type]
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "proxy batch") % 2**63)
+        rows = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:size]]  # type: ignore[arg-type]
+        self._batch = (torch.stack([torch.as_tensor(r[0]) for r in rows]),
+                       torch.as_tensor([int(r[1]) for r in rows]))
+        return self._batch
+
+    def measure(self, model: nn.Module, dataset: tn_data.Data,
+                names: Sequence[str] | None = None) -> dict[str, float]:
+        """The model metrics among ``names`` (default: the objectives' and constraints', and
+        ``params`` when nothing is trained)."""
+        if names is None:
+            names = [*self.named, *([] if self.trains else ["params"])]
+        names = [n for n in dict.fromkeys(names) if n in COST_METRICS or n in PROXIES]
+        if not names:
+            return {}
+        cost = {k: v for k, v in self.cost.items() if k != "proxy_batch_size"}
+        example = torch.as_tensor(dataset.train[0][0]).unsqueeze(0)
+        batch = self.proxy_batch(dataset) if any(n in PROXIES for n in names) else None
+        return measure(model, names, example, batch=batch, seed=self.seed, **cost)
+
+    def rejection(self, measured: Mapping[str, float]) -> str | None:
+        """Why a built model breaks a constraint on a model metric (``None``: it does not)."""
+        negated = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
+        broken = [f"{name} {_number(measured[name])} {negated[op]} {_number(bound)}"
+                  for name, (op, bound) in self.constraints.items()
+                  if name in measured and not is_feasible(measured, {name: (op, bound)})]
+        return "; ".join(broken) or None
+
+    def queue_warm_start(self, study: Study, space_fn: Callable[[HP], nn.Module],
+                         dataset: tn_data.Data) -> None:
+        """Queues the proxy's best architectures before the first trial of a new study (a
+        study with trials or a queue already is left alone)."""
+        warm = self.warm_start
+        if warm is None or study.trials or study._log.queue:
+            return
+        limits = [n for n in self.constraints if n in COST_METRICS]
+
+        def accept(model: nn.Module) -> bool:
+            return not limits or self.rejection(self.measure(model, dataset, limits)) is None
+
+        x, y = self.proxy_batch(dataset)
+        ranking = rank_architectures(
+            space_fn, warm["proxy"], x, y, samples=warm["samples"], device=self.cost["device"],
+            seed=derive_seed(self.seed, "warm start") % 2**31, accept=accept)
+        self.ranking = ranking
+        for _, arch in ranking[: warm["top"]]:
+            study.enqueue(arch)
+        log.info("warm start: %d of %d architectures queued by %s",
+                 min(warm["top"], len(ranking)), len(ranking), warm["proxy"])
+
+
+def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],
+                   counts: Sequence[str]) -> dict[str, Any]:
+    """``given`` over ``defaults``; an unknown key, or a count below 1, is a ConfigError."""
+    if given is not None and not isinstance(given, Mapping):
+        raise ConfigError(f"{key} must be a mapping of settings, got {given!r}")
+    for k in given or {}:
+        if k not in defaults:
+            near = difflib.get_close_matches(str(k), list(defaults), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(f"{key}: unknown key {k!r}{hint} (valid: {', '.join(defaults)})")
+    out = {**defaults, **(given or {})}
+    for k in counts:
+        if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
+            raise ConfigError(f"{key}: {k} must be an integer >= 1, got {out[k]!r}")
+    return out
+
+
+def _number(v: float) -> str:
+    """``350,122`` for whole numbers, else 4 significant digits."""
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"
