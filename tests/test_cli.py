@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import torchnas as tn
 from torchnas._config import apply_overrides, dump_config, load_config
 from torchnas.cli import build_search, main
+from torchnas.export import read_export
 from torchnas.model_search import ModelSearch
 
 SMALL = """\
@@ -118,6 +119,31 @@ def test_trials_lists_them(searched: dict[str, Any]) -> None:
     assert "num_layers=" in out
     code, out, _ = run_cli("trials", searched["db"], "--state", "failed")
     assert code == 0 and len(out.splitlines()) == 2  # the header only
+
+
+def test_export_retrains_the_best_or_a_chosen_trial(searched: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    study = tn.load_study(str(searched["db"]))
+    out = tmp_path / "best.pt"
+    code, text, err = run_cli("export", searched["db"], out)
+    assert code == 0, err
+    saved = read_export(out)
+    assert saved["arch"] == study.best_trial.arch
+    assert saved["meta"]["trial"] == study.best_trial.number
+    assert f"written to {out}, retrained on train+val: test accuracy" in text
+    assert saved["meta"]["test_accuracy"] > 0.5  # 1 epoch on digits, from 10 % chance
+    other = next(t for t in study.trials if t.number != study.best_trial.number)
+    code, text, err = run_cli("export", searched["db"], tmp_path / "other.pt", "--trial",
+                              other.number, "--no-retrain")
+    assert code == 0, err
+    assert "test accuracy" not in text
+    assert read_export(tmp_path / "other.pt")["arch"] == other.arch
+    code, _, err = run_cli("export", searched["db"], tmp_path / "x.pt", "--trial", 99)
+    assert code == 2 and "trial 99" in err and "complete: [0, 1]" in err
+    code, _, err = run_cli("export", searched["db"], tmp_path / "x.pt", "--config",
+                           tmp_path / "none.yaml")
+    assert code == 2 and "none.yaml not found" in err
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_best_as_json(searched: dict[str, Any]) -> None:

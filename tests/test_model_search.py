@@ -135,6 +135,29 @@ def test_export_round_trips(searched: Any, digits: tn.data.Data, tmp_path: Path)
         search.export(tmp_path / "best.onnx2", model)
 
 
+def test_export_to_onnx_and_torch_export_keeps_a_dynamic_batch(searched: Any,
+                                                               digits: tn.data.Data,
+                                                               tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    search, _, model = searched
+    model.eval()
+    onnx_file = search.export(tmp_path / "best.onnx", model)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    program = torch.export.load(search.export(tmp_path / "best.pt2", model)).module()
+    for size in (1, 7):  # neither the example's batch size nor fixed
+        x = torch.stack([held_out(digits)[i][0] for i in range(size)])
+        with torch.no_grad():
+            expected = model(x)
+            assert torch.allclose(program(x), expected, atol=1e-5)
+        (out,) = session.run(["logits"], {"input": x.numpy()})
+        assert out.shape == tuple(expected.shape)
+        assert torch.allclose(torch.from_numpy(out), expected, atol=1e-4)
+    with pytest.raises(tn.ConfigError, match="onnxruntime"):
+        tn.load_model(onnx_file)
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_run_retrains_and_exports_when_asked(digits: tn.data.Data, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sub" / "best.pt"

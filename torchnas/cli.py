@@ -1,4 +1,5 @@
-"""The ``torchnas`` command: ``search CONFIG``, ``space CONFIG``, ``trials DB``, ``best DB``."""
+"""The ``torchnas`` command: ``search CONFIG``, ``space CONFIG``, ``trials DB``, ``best DB``,
+``export DB OUT``."""
 
 from __future__ import annotations
 
@@ -85,13 +86,44 @@ def _cmd_search(args: argparse.Namespace) -> int:
     search = build_search(config, where=str(args.config))
     search.run()
     if search.storage:
-        path = Path(str(search.storage).removeprefix("sqlite:///"))
-        name = re.sub(r"[^\w.-]", "_", search._study().name)  # a file name, whatever the study's
-        out = path.with_name(f"{path.stem}.{name}.config.yaml")
+        out = _config_beside(Path(str(search.storage).removeprefix("sqlite:///")),
+                             search._study().name)
         partial = out.with_name(out.name + ".partial")  # a kill never leaves half a file
         partial.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
         os.replace(partial, out)
         print(f"Resolved config written to {out}")
+    return 0
+
+
+def _config_beside(db: Path, study: str) -> Path:
+    """Where ``search`` writes the resolved config of study ``study`` stored in ``db``."""
+    name = re.sub(r"[^\w.-]", "_", study)  # a file name, whatever the study's
+    return db.with_name(f"{db.stem}.{name}.config.yaml")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    study = _open(args)
+    config_file = args.config or _config_beside(Path(args.db), study.name)
+    if not config_file.exists():
+        raise TorchnasError(f"{config_file} not found: pass --config with the search's YAML "
+                            "config (the space and data rebuild the model)")
+    config = {k: v for k, v in load_config(config_file).items() if k != "export_to"}
+    config.update(storage=str(args.db), name=study.name, progress=False)
+    search = build_search(config, where=str(config_file))
+    search.study = study
+    trial = None
+    if args.trial is not None:
+        done = {t.number: t for t in study.trials if t.state is TrialState.COMPLETE}
+        if args.trial not in done:
+            raise TorchnasError(f"trial {args.trial} of {study.name!r} is not a complete trial "
+                                f"(complete: {sorted(done) or 'none'})")
+        trial = done[args.trial]
+    chosen = trial or search.best_trial
+    model = search.best_model(retrain=not args.no_retrain, trial=chosen)
+    path = search.export(args.out, model, trial=chosen)
+    tested = ("" if search.test_accuracy is None
+              else f", retrained on train+val: test accuracy {search.test_accuracy:.4f}")
+    print(f"Trial {chosen.number} of {study.name!r} written to {path}{tested}")
     return 0
 
 
@@ -161,6 +193,16 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--state", choices=[s.value for s in TrialState])
         else:
             p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("export", help="retrain the best (or a chosen) trial and write it to a "
+                                      "file: .pt, .onnx, .pt2, .ts")
+    p.add_argument("db", help="the study's SQLite file")
+    p.add_argument("out", type=Path, help="the file to write; its suffix picks the format")
+    p.add_argument("--name", help="the study (needed when the file holds several)")
+    p.add_argument("--trial", type=int, help="export this trial instead of the best")
+    p.add_argument("--config", type=Path, help="the search's YAML config (default: the "
+                                                  "resolved config written beside the DB)")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="write the untrained architecture (weights initialised as in its trial)")
     return parser
 
 
@@ -170,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
-                "best": _cmd_best}
+                "best": _cmd_best, "export": _cmd_export}
     try:
         return commands[args.command](args)
     except (TorchnasError, ValueError) as exc:

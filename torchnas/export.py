@@ -3,8 +3,11 @@
 ``.pt`` files hold the weights, the architecture JSON and the space's name and arguments; they
 are read with ``torch.load(weights_only=True)`` (nothing is unpickled), and the model is rebuilt
 from the space: ``load_model(path)`` for built-in spaces, ``load_model(path, space=build)`` for
-a space function of your own. ``.ts`` / ``.torchscript`` files are TorchScript traces that load
-without torchnas (``torch.jit.load``).
+a space function of your own. The other formats load without torchnas and keep a dynamic batch
+dimension: ``.onnx`` (ONNX through ``torch.onnx.export``'s exporter; ``pip install
+torchnas[onnx]``; run it with onnxruntime), ``.pt2`` (a ``torch.export`` program:
+``torch.export.load(path).module()``) and ``.ts`` / ``.torchscript`` (a TorchScript trace,
+``torch.jit.load``; deprecated by torch 2.13 in favour of ``torch.export``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from torchnas._errors import ConfigError
 from torchnas.space import HP, build
 from torchnas.space import builtin as spaces
 
-__all__ = ["FORMAT", "load_model", "read_export", "save_model"]
+__all__ = ["FORMAT", "FORMATS", "load_model", "read_export", "save_model"]
 
 FORMAT = "torchnas-model/1"
+#: File suffixes :func:`save_model` writes.
+FORMATS = (".pt", ".pt2", ".onnx", ".ts", ".torchscript")
 
 
 def save_model(
@@ -39,27 +44,31 @@ def save_model(
     """Writes ``model`` and what rebuilds it.
 
     Args:
-        path: ``*.pt`` (weights + architecture) or ``*.ts`` / ``*.torchscript`` (a trace; needs
-            ``example_input``).
+        path: ``*.pt`` (weights + architecture), or one of ``*.onnx``, ``*.pt2``, ``*.ts`` /
+            ``*.torchscript`` (these need ``example_input``).
         model: the trained model.
         arch: its architecture dict.
         space: the built-in space's name, when it comes from one.
         space_kwargs: the space's arguments (input shape, classes, ...).
         meta: anything JSON-able to keep beside it (metrics, test accuracy).
-        example_input: one batch, for TorchScript tracing.
+        example_input: one batch, for the traced formats (its first dimension is the batch,
+            exported as dynamic).
+
+    Raises:
+        ConfigError: for an unknown suffix, a traced format without ``example_input``, or
+            ``.onnx`` without the ``onnx`` and ``onnxscript`` packages.
     """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix in (".ts", ".torchscript"):
-        if example_input is None:
-            raise ValueError("TorchScript export needs example_input")
-        model = model.cpu().eval()
-        with torch.no_grad():
-            traced = torch.jit.trace(model, example_input.cpu())
-        traced.save(str(out))
-        return out
+    if out.suffix not in FORMATS:
+        raise ConfigError(f"export {out}: unknown format {out.suffix!r}; use "
+                          f"{', '.join(FORMATS)}")
     if out.suffix != ".pt":
-        raise ValueError(f"export {out}: unknown format {out.suffix!r}; use .pt, .ts, .torchscript")
+        if example_input is None:
+            raise ConfigError(f"export {out}: the {out.suffix} format needs example_input")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _save_traced(out, model.cpu().eval(), example_input.cpu())
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "arch": json.dumps(dict(arch)),
@@ -72,10 +81,38 @@ def save_model(
     return out
 
 
+def _save_traced(out: Path, model: nn.Module, example: torch.Tensor) -> None:
+    """Writes a program traced from ``model`` on ``example`` (batch dimension dynamic)."""
+    if out.suffix in (".ts", ".torchscript"):
+        with torch.no_grad():
+            torch.jit.trace(model, example).save(str(out))
+        return
+    if len(example) < 2:  # a batch of one would be specialised to a constant
+        example = torch.cat([example, example])
+    dynamic = ({0: torch.export.Dim("batch", min=1)},)
+    if out.suffix == ".pt2":
+        torch.export.save(torch.export.export(model, (example,), dynamic_shapes=dynamic), out)
+        return
+    for module in ("onnx", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise ConfigError(f"export {out}: ONNX export needs the {module!r} package "
+                              "(pip install 'torchnas[onnx]')") from None
+    partial = out.with_name(out.name + ".partial")
+    torch.onnx.export(model, (example,), str(partial), dynamo=True, dynamic_shapes=dynamic,
+                      input_names=["input"], output_names=["logits"], external_data=False,
+                      verbose=False)
+    partial.replace(out)
+
+
 def read_export(path: str | Path) -> dict[str, Any]:
     """The contents of a ``.pt`` export, decoded (``arch``, ``space``, ``state_dict``, ...)."""
-    if Path(path).suffix in (".ts", ".torchscript"):
-        raise ConfigError(f"{path}: a TorchScript trace; load it with torch.jit.load")
+    loaders = {".ts": "torch.jit.load", ".torchscript": "torch.jit.load",
+               ".pt2": "torch.export.load", ".onnx": "onnxruntime.InferenceSession"}
+    if Path(path).suffix in loaders:
+        raise ConfigError(f"{path}: not a torchnas .pt export; load it with "
+                          f"{loaders[Path(path).suffix]}")
     raw = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a torchnas model export (format {FORMAT})")

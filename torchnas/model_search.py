@@ -418,15 +418,19 @@ class ModelSearch:
                       flush=True)
         return model
 
-    def export(self, path: str | Path, model: nn.Module | None = None) -> Path:
-        """Writes the best model (retrained unless ``model`` is given) to ``path``.
+    def export(self, path: str | Path, model: nn.Module | None = None,
+               trial: FrozenTrial | None = None) -> Path:
+        """Writes the best model (or ``trial``'s; retrained unless ``model`` is given) to
+        ``path``, in the format its suffix names (:data:`torchnas.export.FORMATS`).
 
         ``.pt``: weights, architecture JSON, space name and its arguments (read back with
-        :func:`torchnas.load_model`); ``.ts``/``.torchscript``: a TorchScript trace.
+        :func:`torchnas.load_model`); ``.onnx`` (ONNX, ``torchnas[onnx]``), ``.pt2``
+        (``torch.export``) and ``.ts`` (TorchScript): programs with a dynamic batch dimension
+        that load without torchnas.
         """
-        chosen = self.best_trial
+        chosen = trial or self.best_trial
         if model is None:
-            model = self.best_model(retrain=True)
+            model = self.best_model(retrain=True, trial=chosen)
         meta: dict[str, Any] = {"trial": chosen.number, "metrics": chosen.metrics,
                                 "input_shape": list(self.dataset.input_shape),
                                 "num_classes": self.dataset.num_classes}
