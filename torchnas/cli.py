@@ -69,7 +69,8 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
     out: dict[str, Any] = {}
     for key in ("space", "space_kwargs", "data", "objectives", "constraints", "strategy",
                 "scheduler", "trials", "timeout", "storage", "name", "seed", "retrain",
-                "export_to", "max_failures", "workers", "executor", "trial_timeout", "retries"):
+                "export_to", "max_failures", "workers", "executor", "trial_timeout", "retries",
+                "redraws", "cost", "warm_start", "fidelity"):
         out[key] = config.get(key, getattr(search, key))
     trainer = search._trainer()
     out["trainer"] = trainer.get_params()

@@ -87,6 +87,15 @@ class ModelSearch:
         trial_timeout: seconds a trial may run before its worker process is stopped and it is
             recorded FAILED (process and Ray executors).
         retries: how many times a failed architecture is queued again.
+        fidelity: a low-fidelity search (the proxy task of DARTS and ProxylessNAS): trials
+            train a cheaper version of each candidate, and the retraining of the chosen one
+            (``retrain``, :meth:`best_model`) is at full fidelity. Keys, any of:
+            ``"width"`` (in (0, 1]: channel and unit counts scaled by it, in spaces that pass
+            them through :meth:`HP.scale <torchnas.space.HP.scale>`: every built-in space
+            does), ``"epochs"`` (the trials' epochs instead of the trainer's) and ``"data"``
+            (in (0, 1]: the share of the training split the trials train on, the same
+            seeded subset for every trial; validation uses the whole val split). Per-trial
+            budgets from a scheduler (epochs or data) work on top of it.
 
     Objectives and constraints may name the trainer's metrics and the metrics of the built,
     untrained model (:mod:`torchnas.metrics`): ``params``, ``flops``, ``peak_memory``,
@@ -132,6 +141,7 @@ class ModelSearch:
         executor: str | dict[str, Any] | None = None,
         trial_timeout: float | None = None,
         retries: int = 0,
+        fidelity: Mapping[str, Any] | None = None,
     ) -> None:
         self.space = space
         self.data = data
@@ -157,6 +167,7 @@ class ModelSearch:
         self.executor = executor
         self.trial_timeout = trial_timeout
         self.retries = retries
+        self.fidelity = fidelity
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
@@ -200,6 +211,40 @@ class ModelSearch:
 
     def _trainer(self) -> Trainer:
         return self.trainer if self.trainer is not None else Trainer()
+
+    @functools.cached_property
+    def _fidelity(self) -> dict[str, Any]:
+        """``fidelity``, checked: ``{"width": w, "epochs": e or None, "data": f}``."""
+        given = self.fidelity or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"fidelity must be a mapping such as {{'width': 0.5}}, "
+                              f"got {given!r}")
+        out: dict[str, Any] = {"width": 1.0, "epochs": None, "data": 1.0}
+        for key, value in given.items():
+            if key not in out:
+                near = difflib.get_close_matches(str(key), list(out), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ConfigError(f"fidelity: unknown key {key!r}{hint} (valid: width, epochs, "
+                                  "data)")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key == "epochs" and not (number and value == int(value) and value >= 1):
+                raise ConfigError(f"fidelity: epochs must be an integer >= 1, got {value!r}")
+            if key != "epochs" and not (number and 0 < value <= 1):
+                raise ConfigError(f"fidelity: {key} must be in (0, 1], got {value!r}")
+            out[key] = int(value) if key == "epochs" else float(value)
+        return out
+
+    def _trial_trainer(self) -> Trainer:
+        """The trainer of the trials (the fidelity's epochs, when given)."""
+        trainer, epochs = self._trainer(), self._fidelity["epochs"]
+        return trainer if epochs is None else Trainer(**{**trainer.get_params(),
+                                                         "epochs": epochs})
+
+    @functools.cached_property
+    def _trial_data(self) -> tn_data.Data:
+        """The data the trials train on (the fidelity's subset of the training split)."""
+        seed = derive_seed(self.seed, "fidelity data") % 2**63
+        return self.dataset.subset(self._fidelity["data"], seed=seed)
 
     def check(self) -> SpaceInfo:
         """Validates data and space before any trial: explores the space (a malformed one
@@ -249,6 +294,7 @@ class ModelSearch:
         known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),
                  *PROXIES]
         self.model_metrics  # noqa: B018 - checks the cost and warm_start settings
+        self._fidelity  # noqa: B018 - and the fidelity
         for name in names:
             if name not in known:
                 near = difflib.get_close_matches(name, known, n=2)
@@ -296,6 +342,7 @@ class ModelSearch:
         trial = hp.trial
         seed = self._train_seed(trial.number)
         for attempt in range(self.redraws + 1):
+            hp.width = self._fidelity["width"]
             with torch.random.fork_rng(devices=[]):  # initial weights: same seed, same model
                 torch.manual_seed(seed)
                 model = self.space_fn(hp)
@@ -305,7 +352,14 @@ class ModelSearch:
             log.info("trial %d repeats trial %d's architecture: drawing again", trial.number, twin)
             hp = trial.redraw()
         trial.commit()
-        measured = self._measure(model)
+        if hp.width == 1.0:
+            measured = self._measure(model)
+        else:  # costs are those of the full-width model, the one deployed
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                full = build(self.space_fn, hp.arch)
+            measured = self._measure(full, [*self.model_metrics.named, "params"])
+            del full
         if (reason := self.model_metrics.rejection(measured)) is not None:
             return Rejected(measured, reason)
         if not self.model_metrics.trains:
@@ -316,8 +370,8 @@ class ModelSearch:
             if self._deadline is not None and time.time() > self._deadline:
                 raise TrialPruned(f"the search's timeout passed during epoch {step}")
 
-        metrics = self._trainer().fit(model, self.dataset, params=hp.arch, report=report,
-                                      seed=seed, budget=trial.budget)
+        metrics = self._trial_trainer().fit(model, self._trial_data, params=hp.arch,
+                                            report=report, seed=seed, budget=trial.budget)
         return {**metrics, **measured}
 
     def run(self) -> Study:

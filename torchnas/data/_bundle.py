@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -55,6 +56,29 @@ class Data:
             pairs = zip(a.tensors[:2], b.tensors[:2], strict=True)  # (inputs, labels)
             return TensorDataset(*(torch.cat([s, t]) for s, t in pairs))
         return ConcatDataset([a, b])
+
+    def subset(self, fraction: float, seed: int = 0) -> Data:
+        """This bundle with a training split cut to ``ceil(fraction * N)`` samples, drawn
+        without replacement in an order fixed by ``seed`` (val and test unchanged): the data
+        fidelity of a low-fidelity search. A tensor split stays a ``TensorDataset``.
+
+        Raises:
+            DataError: when ``fraction`` is not in ``(0, 1]``.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+                0 < fraction <= 1):
+            raise DataError(f"subset fraction must be in (0, 1], got {fraction!r}")
+        if fraction == 1:
+            return self
+        n = _size(self.train)
+        keep = max(1, math.ceil(fraction * n - 1e-9))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
+        train: Dataset[Any]
+        if isinstance(self.train, TensorDataset):
+            train = TensorDataset(*(t[order] for t in self.train.tensors))
+        else:
+            train = Subset(self.train, order.tolist())
+        return replace(self, train=train)
 
     def __repr__(self) -> str:
         test = None if self.test is None else _size(self.test)

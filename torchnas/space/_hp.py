@@ -85,6 +85,11 @@ class HP:
         source: where values come from (a fixed architecture, a strategy, an explorer).
         trial: the live trial this run belongs to, if any (``hp.trial.report(...)``).
 
+    Attributes:
+        width: the width multiplier of a low-fidelity search (``ModelSearch(fidelity=
+            {"width": 0.5})``; 1 otherwise). A space opts in by passing its channel and unit
+            counts through :meth:`scale`; the architecture keeps the full-width values.
+
     Example:
         >>> from torchnas.space import HP, FixedSource
         >>> hp = HP(FixedSource({"units": 64}))
@@ -100,6 +105,7 @@ class HP:
         self._values: dict[str, Any] = {}
         self._domains: dict[str, Domain] = {}
         self._scopes: list[str] = []
+        self.width = 1.0
 
     # -- what was met ---------------------------------------------------------------------------
     @property
@@ -129,6 +135,11 @@ class HP:
             yield
         finally:
             self._scopes.pop()
+
+    def scale(self, n: builtins.int) -> builtins.int:
+        """``n`` channels or units at this run's width multiplier: ``max(1, round(n *
+        width))`` (``n`` itself at full width)."""
+        return n if self.width == 1.0 else max(1, round(n * self.width))
 
     # -- the decision core ----------------------------------------------------------------------
     def _full(self, label: str) -> str:

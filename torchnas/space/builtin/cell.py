@@ -156,7 +156,7 @@ class CellSpace:
         dim = len(shape) - 1
         conv = nn.Conv1d if dim == 1 else nn.Conv2d
         norm = nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d
-        c = self.channels
+        c = hp.scale(self.channels)
         body: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
         body += [conv(shape[0], c, 3, padding=1, bias=False), norm(c)]
         for s in range(self.stages):

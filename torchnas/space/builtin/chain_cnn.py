@@ -73,7 +73,7 @@ class ChainCNNSpace:
         body: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
         channels = shape[0]
         for i in range(hp.int("conv_layers", 1, self.max_conv_layers)):
-            c = hp.choice(f"filters_{i}", list(self.filters))
+            c = hp.scale(hp.choice(f"filters_{i}", list(self.filters)))
             k = hp.choice(f"kernel_{i}", list(self.kernels))
             s = hp.choice(f"stride_{i}", list(self.strides))
             body.append(conv(channels, c, k, stride=s, padding=k // 2, bias=not self.batchnorm))
@@ -86,7 +86,7 @@ class ChainCNNSpace:
         head: list[nn.Module] = []
         low, high, step = self.units
         for i in range(hp.int("dense_layers", 0, self.max_dense_layers)):
-            units = hp.int(f"units_{i}", low, high, step=step)
+            units = hp.scale(hp.int(f"units_{i}", low, high, step=step))
             head += [nn.Linear(features, units), act()]
             features = units
         if hp.bool("dropout"):

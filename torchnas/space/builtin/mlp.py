@@ -58,7 +58,7 @@ class MLPSpace:
         layers: list[nn.Module] = [nn.Flatten()]
         low, high, step = self.units
         for i in range(hp.int("num_layers", 1, self.max_layers)):
-            units = hp.int(f"units_{i}", low, high, step=step)
+            units = hp.scale(hp.int(f"units_{i}", low, high, step=step))
             act = hp.choice("activation", list(self.activations))
             layers += [nn.Linear(width, units), ACTIVATIONS[act]()]
             width = units

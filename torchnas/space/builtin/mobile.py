@@ -117,9 +117,10 @@ class MobileSpace:
         dims = len(shape) - 1
         conv, norm = conv_kinds(dims)
         layers: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
-        layers += [conv(shape[0], self.stem, 3, stride=self.stem_stride, padding=1, bias=False),
-                   norm(self.stem), nn.ReLU6()]
-        channels = self.stem
+        stem, head = hp.scale(self.stem), hp.scale(self.head)
+        layers += [conv(shape[0], stem, 3, stride=self.stem_stride, padding=1, bias=False),
+                   norm(stem), nn.ReLU6()]
+        channels = stem
         for i, (choices, stride) in enumerate(zip(self.widths, self.strides, strict=True)):
             with hp.scope(f"stage{i}"):
                 width = hp.choice("width", list(choices))
@@ -127,15 +128,15 @@ class MobileSpace:
                 expand = hp.choice("expand", list(self.expansions))
                 kernel = hp.choice("kernel", list(self.kernels))
             for b in range(blocks):
-                layers.append(InvertedResidual(dims, channels, width, expand, kernel,
+                layers.append(InvertedResidual(dims, channels, hp.scale(width), expand, kernel,
                                                stride if b == 0 else 1))
-                channels = width
+                channels = hp.scale(width)
         pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
-        layers += [conv(channels, self.head, 1, bias=False), norm(self.head), nn.ReLU6(), pool,
+        layers += [conv(channels, head, 1, bias=False), norm(head), nn.ReLU6(), pool,
                    nn.Flatten()]
         if hp.bool("dropout"):
             layers.append(nn.Dropout(self.dropout_rate))
-        layers.append(nn.Linear(self.head, self.num_classes))
+        layers.append(nn.Linear(head, self.num_classes))
         if self.lr is not None:
             hp.float("lr", self.lr[0], self.lr[1], log=True)
         return nn.Sequential(*layers)
