@@ -406,3 +406,16 @@ def test_a_search_where_nothing_completes_ends_without_a_crash(digits: tn.data.D
     study = search.run()
     assert all(t.state is not tn.TrialState.COMPLETE for t in study.trials)
     assert search.test_accuracy is None and not (tmp_path / "best.pt").exists()
+
+
+def test_every_report_carries_the_costs_for_multi_objective_schedulers(
+        digits: tn.data.Data) -> None:
+    search = quick(digits, trials=4, objectives={"val_accuracy": "max", "params": "min"},
+                   scheduler={"name": "mo_asha", "max_budget": 2, "min_budget": 1})
+    trials = search.run().trials
+    for t in trials:
+        assert t.intermediate and all(m["params"] == t.metrics["params"]
+                                      for _, m in t.intermediate)
+        assert all("val_accuracy" in m for _, m in t.intermediate)
+    single = quick(digits, trials=1).run().trials[0]
+    assert all("params" not in m for _, m in single.intermediate)  # not named: not measured

@@ -12,6 +12,7 @@ from torchnas._errors import (
     TorchnasError,
     TrialPruned,
 )
+from torchnas._hypervolume import hypervolume
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
 from torchnas.export import load_model, save_model
@@ -42,6 +43,7 @@ __all__ = [
     "data",
     "execution",
     "explore",
+    "hypervolume",
     "load_model",
     "load_study",
     "metrics",

@@ -8,16 +8,22 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from torchnas._errors import ConfigError
 from torchnas._trial import FrozenTrial
 
 __all__ = [
+    "crowding_distance",
     "dominates",
     "is_feasible",
+    "nondominated_fronts",
     "pareto_front",
     "parse_constraints",
     "parse_objectives",
     "rank_key",
+    "signed_values",
+    "violation",
 ]
 
 _MAX_HINTS = ("acc", "auc", "f1", "precision", "recall", "r2", "score", "reward", "hypervolume",
@@ -107,31 +113,100 @@ def is_feasible(metrics: Mapping[str, float], constraints: Mapping[str, tuple[st
     return True
 
 
-def _signed(trial: FrozenTrial, objectives: Mapping[str, str]) -> tuple[float, ...]:
-    """Objective values turned so that larger is better."""
+def violation(metrics: Mapping[str, float], constraints: Mapping[str, tuple[str, float]]) -> float:
+    """How far ``metrics`` are from meeting every constraint (0 when they do): the sum over
+    violated constraints of the gap to the bound, relative to the bound's size (at least 1),
+    so that constraints in different units add up; a constrained metric that is missing or
+    NaN is infinitely far (Deb's rules rank infeasible candidates by this amount).
+    """
+    total = 0.0
+    for name, (op, bound) in constraints.items():
+        v = metrics.get(name)
+        if v is None or not math.isfinite(v):
+            return math.inf
+        if not _OPS[op](v, bound):
+            total += max(abs(v - bound), 1e-12) / max(abs(bound), 1.0)
+    return total
+
+
+def signed_values(trial: FrozenTrial, objectives: Mapping[str, str]) -> tuple[float, ...]:
+    """Objective values turned so that larger is better (NaN where missing)."""
     return tuple(
         trial.value(n) if d == "max" else -trial.value(n) for n, d in objectives.items()
     )
+
+
+def nondominated_fronts(values: Sequence[Sequence[float]] | np.ndarray,
+                        limit: int | None = None) -> list[list[int]]:
+    """Non-dominated sorting (Deb et al. 2002): row indices by front, the best front first.
+
+    Rows are objective vectors, larger is better in every column (see :func:`signed_values`).
+    With ``limit``, fronts are peeled until at least ``limit`` rows are sorted and the rest is
+    left out. Ties (equal rows) share a front.
+
+    Example:
+        >>> nondominated_fronts([(1, 1), (2, 0), (0, 0), (1, 1)])
+        [[0, 1, 3], [2]]
+    """
+    y = np.asarray(values, dtype=float)
+    if y.size == 0:
+        return []
+    y = y.reshape(len(y), -1)
+    ge = (y[:, None, :] >= y[None, :, :]).all(-1)
+    beats = ge & ~ge.T  # [i, j]: row i dominates row j
+    count = beats.sum(0)  # how many rows dominate each row
+    left = np.ones(len(y), dtype=bool)
+    fronts: list[list[int]] = []
+    done = 0
+    while left.any() and (limit is None or done < limit):
+        front = np.flatnonzero(left & (count == 0))
+        fronts.append(front.tolist())
+        left[front] = False
+        count = count - beats[front].sum(0)
+        done += len(front)
+    return fronts
+
+
+def crowding_distance(values: Sequence[Sequence[float]] | np.ndarray) -> list[float]:
+    """NSGA-II crowding distance of each row within one front: the sum over objectives of the
+    gap between its neighbours, relative to the front's range (the extremes are infinitely far,
+    as are all rows of a front of two or fewer)."""
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    if n <= 2:
+        return [math.inf] * n
+    y = y.reshape(n, -1)
+    dist = np.zeros(n)
+    for m in range(y.shape[1]):
+        order = np.argsort(y[:, m], kind="stable")
+        col = y[order, m]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        span = col[-1] - col[0]
+        if not (span > 0 and math.isfinite(span)):
+            continue
+        dist[order[1:-1]] += (col[2:] - col[:-2]) / span
+    return dist.tolist()
 
 
 def rank_key(objectives: Mapping[str, str]) -> Callable[[FrozenTrial], tuple[float, ...]]:
     """A sort key putting the best trial (first objective, then the next) first."""
 
     def key(trial: FrozenTrial) -> tuple[float, ...]:
-        return tuple(-v if math.isfinite(v) else math.inf for v in _signed(trial, objectives))
+        return tuple(-v if math.isfinite(v) else math.inf
+                     for v in signed_values(trial, objectives))
 
     return key
 
 
 def dominates(a: FrozenTrial, b: FrozenTrial, objectives: Mapping[str, str]) -> bool:
     """Whether ``a`` is at least as good as ``b`` in every objective and better in one."""
-    va, vb = _signed(a, objectives), _signed(b, objectives)
+    va, vb = signed_values(a, objectives), signed_values(b, objectives)
     return all(x >= y for x, y in zip(va, vb, strict=True)) and va != vb
 
 
 def pareto_front(trials: Iterable[FrozenTrial], objectives: Mapping[str, str]) -> list[FrozenTrial]:
     """The non-dominated trials (ties kept), sorted by the first objective, best first."""
-    pool = [t for t in trials if all(math.isfinite(v) for v in _signed(t, objectives))]
+    pool = [t for t in trials if all(math.isfinite(v) for v in signed_values(t, objectives))]
     pool.sort(key=rank_key(objectives))
     front: list[FrozenTrial] = []
     for t in pool:

@@ -23,7 +23,7 @@ from torchnas._config import (
     load_config,
     resolve_object,
 )
-from torchnas._console import format_arch
+from torchnas._console import format_arch, leaderboard
 from torchnas._errors import TorchnasError
 from torchnas._table import format_table
 from torchnas._trial import TrialState
@@ -161,11 +161,22 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 
 def _cmd_best(args: argparse.Namespace) -> int:
     study = _open(args)
-    best = study.best_trial if len(study.objectives) == 1 else study.pareto_front()[0]
-    record = {"study": study.name, "trial": best.number, "metrics": best.metrics,
-              "arch": best.arch, "key": best.key}
+    front = study.pareto_front() if len(study.objectives) > 1 else []
+    if len(study.objectives) > 1 and not front:
+        raise ValueError(f"study {study.name!r} has no complete feasible trial yet")
+    best = study.best_trial if len(study.objectives) == 1 else front[0]
+    record: dict[str, Any] = {"study": study.name, "trial": best.number, "metrics": best.metrics,
+                              "arch": best.arch, "key": best.key}
+    if front:  # several objectives: the whole front, best first objective first
+        record["hypervolume"] = study.hypervolume()
+        record["pareto_front"] = [{"trial": t.number, "metrics": t.metrics, "arch": t.arch,
+                                   "key": t.key} for t in front]
     if args.json:
         print(json.dumps(record, indent=2))
+    elif front:
+        print(f"Pareto front of {study.name!r}: {len(front)} trials, hypervolume "
+              f"{record['hypervolume']:.6g} (reference just past the worst trial)")
+        print(leaderboard(front, study.objectives, (), top=len(front)))
     else:
         print(f"Best trial of {study.name!r}: #{best.number}")
         for k, v in best.metrics.items():

@@ -366,7 +366,8 @@ class ModelSearch:
             return measured
 
         def report(step: int, metrics: Mapping[str, float]) -> None:
-            trial.report(step, metrics)
+            # with the costs: schedulers rank on every objective, a pruned trial keeps them
+            trial.report(step, {**metrics, **measured})
             if self._deadline is not None and time.time() > self._deadline:
                 raise TrialPruned(f"the search's timeout passed during epoch {step}")
 

@@ -13,6 +13,7 @@ from typing import Any
 from torchnas import execution
 from torchnas._console import leaderboard
 from torchnas._errors import ConfigError
+from torchnas._hypervolume import default_reference, hypervolume, ordered_reference
 from torchnas._live import Trial
 from torchnas._objectives import (
     is_feasible,
@@ -75,7 +76,7 @@ class Study:
             self.objectives = parse_objectives(objectives)
             self.constraints = parse_constraints(constraints)
             self.seed = int(seed)
-            self.strategy, spec = resolve(strategy)
+            self.strategy, spec = resolve(strategy, self.objectives)
             if scheduler is None:  # a strategy may name its own (BOHB: "hyperband")
                 scheduler = getattr(self.strategy, "default_scheduler", None)
             self.scheduler, sched_spec = resolve_scheduler(scheduler)
@@ -104,11 +105,15 @@ class Study:
             if constraints is not None and parse_constraints(constraints) != self.constraints:
                 raise ConfigError(f"study {name!r} exists with constraints {config['constraints']}")
             self.seed = int(config["seed"])
-            self.strategy, _ = resolve(config["strategy"] if strategy == "auto" else strategy)
+            self.strategy, _ = resolve(config["strategy"] if strategy == "auto" else strategy,
+                                       self.objectives)
             self.scheduler, _ = resolve_scheduler(
                 config.get("scheduler") if scheduler is None else scheduler)
         self.config = config
         self.strategy.setup(self.objectives, self.seed)
+        set_constraints = getattr(self.strategy, "set_constraints", None)
+        if callable(set_constraints):  # strategies that rank by violation (Deb's rules)
+            set_constraints(self.constraints)
         if self.scheduler is not None:
             self.scheduler.setup(self.objectives, self.seed)
         self._owner = owner_token()
@@ -303,6 +308,29 @@ class Study:
         """The non-dominated complete, feasible trials, best first objective first."""
         return pareto_front(self._ranked(), self.objectives)
 
+    def hypervolume(self, reference: Mapping[str, float] | Sequence[float] | None = None
+                    ) -> float:
+        """The hypervolume of :meth:`pareto_front`: the objective space it dominates up to
+        ``reference`` (see :func:`torchnas.hypervolume`; larger is better).
+
+        Args:
+            reference: ``{"objective": value}`` or values in the objectives' order: a point no
+                better than the worst acceptable value of each. ``None``: just past the worst
+                complete feasible trial in each objective, by 10% of the range
+                (:func:`~torchnas._hypervolume.default_reference`), which moves as the study
+                goes on: give one explicitly to compare studies or moments.
+        """
+        ranked = self._ranked()
+        names, directions = list(self.objectives), list(self.objectives.values())
+        if not ranked:
+            return 0.0
+        if reference is None:
+            ref = default_reference([[t.value(n) for n in names] for t in ranked], directions)
+        else:
+            ref = ordered_reference(reference, names)
+        front = [[t.value(n) for n in names] for t in self.pareto_front()]
+        return hypervolume(front, ref, directions)
+
     def results_summary(self, top: int = 10) -> str:
         """A table of the best trials (Keras Tuner's ``results_summary``)."""
         states: dict[str, int] = {}
@@ -310,6 +338,11 @@ class Study:
             states[t.state.value] = states.get(t.state.value, 0) + 1
         head = f"Study {self.name!r}: " + ", ".join(f"{v} {k}" for k, v in states.items())
         extra = [c for c in self.constraints if c not in self.objectives]
+        if len(self.objectives) > 1 and self._ranked():  # several objectives: the front
+            front = self.pareto_front()
+            head += (f"\nPareto front: {len(front)} trials, hypervolume "
+                     f"{self.hypervolume():.6g} (reference just past the worst trial)")
+            return head + "\n" + leaderboard(front, self.objectives, extra, top=top)
         return head + "\n" + leaderboard(self._ranked(), self.objectives, extra, top=top)
 
     def space_summary(self, space: Callable[[HP], Any] | None = None) -> str:

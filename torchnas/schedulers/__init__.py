@@ -2,7 +2,8 @@
 
 ``median`` (the median stopping rule), ``asha`` (asynchronous successive halving), ``sha``
 (successive halving without the benefit of the doubt; see :class:`SuccessiveHalvingScheduler`),
-``hyperband`` (brackets of ASHA) and ``curve`` (learning-curve extrapolation). A budget is a
+``hyperband`` (brackets of ASHA), ``curve`` (learning-curve extrapolation) and ``mo_asha``
+(successive halving ranking every objective by non-dominated sorting). A budget is a
 report's ``step``: epochs, or the percentage of the training data (``Trainer(budget=...)``).
 """
 
@@ -17,12 +18,14 @@ from torchnas.schedulers._curve import CurveScheduler, fit_power_law
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler, synchronous
 from torchnas.schedulers._hyperband import HyperbandScheduler
 from torchnas.schedulers._median import MedianScheduler
+from torchnas.schedulers._pareto import ParetoHalvingScheduler
 
 __all__ = [
     "REGISTRY",
     "CurveScheduler",
     "HyperbandScheduler",
     "MedianScheduler",
+    "ParetoHalvingScheduler",
     "Scheduler",
     "SuccessiveHalvingScheduler",
     "available",
@@ -39,6 +42,7 @@ REGISTRY.add("asha", SuccessiveHalvingScheduler)
 REGISTRY.add("sha", synchronous)
 REGISTRY.add("hyperband", HyperbandScheduler)
 REGISTRY.add("curve", CurveScheduler)
+REGISTRY.add("mo_asha", ParetoHalvingScheduler)
 
 
 def available() -> list[str]:

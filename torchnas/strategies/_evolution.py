@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchnas._errors import ConfigError
+from torchnas._objectives import crowding_distance, nondominated_fronts
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain
 from torchnas.strategies._base import AskContext, Strategy
@@ -72,8 +73,8 @@ def rank_keys(scores: Sequence[Score]) -> list[tuple[float, ...]]:
     keys: list[tuple[float, ...]] = [(0.0,)] * len(scores)
     for tier in {s[0] for s in scores}:
         members = [i for i, s in enumerate(scores) if s[0] == tier]
-        for depth, front in enumerate(_fronts([scores[i][1] for i in members])):
-            crowd = _crowding([scores[members[j]][1] for j in front])
+        for depth, front in enumerate(nondominated_fronts([scores[i][1] for i in members])):
+            crowd = crowding_distance([scores[members[j]][1] for j in front])
             for j, c in zip(front, crowd, strict=True):
                 keys[members[j]] = (tier, -depth, c)
     return keys
@@ -87,34 +88,6 @@ def improves(a: Score, b: Score) -> bool:
 
 def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
-
-
-def _fronts(values: list[tuple[float, ...]]) -> list[list[int]]:
-    """Non-dominated sorting: indices by front, the best front first."""
-    left = list(range(len(values)))
-    fronts: list[list[int]] = []
-    while left:
-        front = [i for i in left if not any(_dominates(values[j], values[i]) for j in left)]
-        fronts.append(front)
-        left = [i for i in left if i not in front]
-    return fronts
-
-
-def _crowding(values: list[tuple[float, ...]]) -> list[float]:
-    """NSGA-II crowding distance within one front (the extremes are infinitely far)."""
-    n = len(values)
-    dist = [0.0] * n
-    if n <= 2:
-        return [math.inf] * n
-    for m in range(len(values[0])):
-        order = sorted(range(n), key=lambda i: values[i][m])
-        lo, hi = values[order[0]][m], values[order[-1]][m]
-        dist[order[0]] = dist[order[-1]] = math.inf
-        if not hi > lo or not math.isfinite(hi - lo):
-            continue
-        for a, i, b in zip(order, order[1:], order[2:], strict=False):
-            dist[i] += (values[b][m] - values[a][m]) / (hi - lo)
-    return dist
 
 
 class EvolutionStrategy(Strategy):

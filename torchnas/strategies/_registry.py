@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torchnas._errors import ConfigError
@@ -12,15 +12,21 @@ from torchnas.strategies._base import Strategy
 from torchnas.strategies._evolution import EvolutionStrategy
 from torchnas.strategies._grid import GridStrategy
 from torchnas.strategies._local import LocalSearchStrategy
+from torchnas.strategies._motpe import MOTPEStrategy
+from torchnas.strategies._nsga2 import NSGA2Strategy
 from torchnas.strategies._optuna import OptunaStrategy
 from torchnas.strategies._random import RandomStrategy
 from torchnas.strategies._reinforce import ReinforceStrategy
 from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
 
-__all__ = ["AUTO", "REGISTRY", "available", "create", "register", "resolve"]
+__all__ = ["AUTO", "AUTO_MULTI", "REGISTRY", "auto_name", "available", "create", "register",
+           "resolve"]
 
 AUTO = "random"
 """What ``"auto"`` means today: random search, until a strategy beats it on the benchmarks."""
+
+AUTO_MULTI = "motpe"
+"""What ``"auto"`` means for a study of several objectives (see ``benchmarks/pareto.py``)."""
 
 REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
 register = REGISTRY.register
@@ -44,15 +50,28 @@ def create(name: str, **kwargs: Any) -> Strategy:
         raise ConfigError(f"strategy {name!r}: {exc}") from exc
 
 
-def resolve(spec: str | Strategy | dict[str, Any]) -> tuple[Strategy, dict[str, Any]]:
-    """A strategy from a name, an object or ``{"name": ..., **kwargs}``, and its stored spec."""
+def auto_name(objectives: Mapping[str, str] | None = None) -> str:
+    """The strategy ``"auto"`` stands for: :data:`AUTO` for one objective, :data:`AUTO_MULTI`
+    for several."""
+    return AUTO_MULTI if objectives is not None and len(objectives) > 1 else AUTO
+
+
+def resolve(spec: str | Strategy | dict[str, Any],
+            objectives: Mapping[str, str] | None = None) -> tuple[Strategy, dict[str, Any]]:
+    """A strategy from a name, an object or ``{"name": ..., **kwargs}``, and its stored spec.
+
+    ``"auto"`` resolves for the study's ``objectives`` (see :func:`auto_name`) and is stored as
+    the name it resolved to, so that a resumed study goes on with the same strategy.
+    """
     if isinstance(spec, Strategy):
         return spec, {"name": spec.name or type(spec).__name__, **spec.get_params()}
-    if isinstance(spec, str):  # "auto" is stored as what it means now, for exact resumes
-        return create(spec), {"name": AUTO if spec == "auto" else spec}
+    if isinstance(spec, str):
+        name = auto_name(objectives) if spec == "auto" else spec
+        return create(name), {"name": name}
     if isinstance(spec, dict) and isinstance(spec.get("name"), str):
         kwargs = {k: v for k, v in spec.items() if k != "name"}
-        return create(spec["name"], **kwargs), dict(spec)
+        name = auto_name(objectives) if spec["name"] == "auto" else spec["name"]
+        return create(name, **kwargs), {"name": name, **kwargs}
     raise ConfigError(f"strategy must be a name, a Strategy or {{'name': ...}}, got {spec!r}")
 
 
@@ -65,3 +84,5 @@ REGISTRY.add("tpe", TPEStrategy)
 REGISTRY.add("bohb", BOHBStrategy)
 REGISTRY.add("bananas", BananasStrategy)
 REGISTRY.add("optuna", OptunaStrategy)
+REGISTRY.add("nsga2", NSGA2Strategy)
+REGISTRY.add("motpe", MOTPEStrategy)
