@@ -1,7 +1,8 @@
 """Executors: trials in worker processes asking the driver for every decision; faults (an
 exception, NaN, a timeout, a segfault, a worker exit, CUDA out-of-memory) recorded FAILED with
-the reason; retries; asynchronous search without duplicates; memory that does not grow; bad
-settings refused before the first trial; nothing unpickles files or listens on the network.
+the reason; retries; asynchronous search without duplicates; bad settings refused before the
+first trial; nothing unpickles files or listens on the network. (Threads, GPUs and memory across
+trials: tests/test_resources.py.)
 
 Objectives are module-level functions: worker processes import them by name.
 """
@@ -169,31 +170,6 @@ def tiny_data(n: int = 64, seed: int = 0) -> tn.data.Data:
                                 (torch.randn(32, 1, 8, 8, generator=g), torch.arange(32) % 4))
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def small_training(hp: tn.HP) -> dict[str, float]:
-    """A small model, optimizer and data loader per trial; reports this process's memory."""
-    width = hp.choice("width", [16, 32, 64])
-    model = nn.Sequential(nn.Linear(20, width), nn.ReLU(), nn.Linear(width, 4))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    data = torch.utils.data.TensorDataset(torch.randn(128, 20, generator=g),
-                                          torch.randint(0, 4, (128,), generator=g))
-    loss = torch.tensor(0.0)
-    for x, y in torch.utils.data.DataLoader(data, batch_size=32, shuffle=True, generator=g):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-    return {"acc": -float(loss), "rss": rss_mb(), "pid": os.getpid()}
-
-
 def _no_workers_left(timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -273,6 +249,26 @@ def test_too_many_failures_in_a_row_stop_and_leave_running_trials_to_run_again()
     states = collections.Counter(t.state for t in s.trials)
     assert states[FAILED] == 3 and set(states) <= {FAILED, INTERRUPTED}
     assert _no_workers_left()
+
+
+def test_a_cli_search_whose_loss_diverges_stops_with_a_clear_message(tmp_path: Path) -> None:
+    import io
+
+    from torchnas.cli import main
+
+    config = tmp_path / "c.yaml"  # no lr decision: every trial trains at lr 1e30
+    config.write_text(f"space: mlp\ndata: digits\nspace_kwargs: {{lr: null}}\n"
+                      f"trainer: {{epochs: 1, lr: 1.0e+30}}\ntrials: 6\nmax_failures: 2\n"
+                      f"progress: false\nstorage: {tmp_path / 's.db'}\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["search", str(config)])
+    assert code == 2
+    assert re.search(r"torchnas: error: the search stopped: 2 trials failed in a row "
+                     r"\(max_failures=2\); last error: FloatingPointError: training loss is "
+                     r"(nan|inf) in epoch 1", err.getvalue()), err.getvalue()
+    trials = tn.load_study(str(tmp_path / "s.db")).trials
+    assert [t.state for t in trials] == [FAILED, FAILED]
 
 
 @pytest.mark.parametrize("executor", ["inline", "process"])
@@ -385,35 +381,6 @@ def test_workers_that_cannot_start_stop_the_search(objective: Any, message: str)
     assert s.trials == []
 
 
-# -- memory -------------------------------------------------------------------------------------
-def test_memory_does_not_grow_across_trials_inline() -> None:
-    marks: dict[int, float] = {}
-
-    def measure(study: tn.Study, trial: tn.FrozenTrial) -> None:
-        if trial.number in (19, 199):
-            marks[trial.number] = rss_mb()
-
-    search = tn.ModelSearch(space=tiny_space, data=tiny_data(), trials=200, strategy="random",
-                            trainer=tn.Trainer(epochs=1, batch_size=32), progress=False,
-                            redraws=0)
-    search.check()
-    s = search.make_study()
-    s.optimize(search._objective, trials=200, callbacks=[measure])
-    assert all(t.state is COMPLETE for t in s.trials)
-    assert marks[199] - marks[19] <= 50, marks
-
-
-def test_memory_does_not_grow_across_trials_in_workers() -> None:
-    s = study()
-    s.optimize(small_training, trials=200, workers=2)
-    per_worker = collections.defaultdict(list)
-    for t in s.trials:
-        per_worker[t.metrics["pid"]].append(t.metrics["rss"])
-    for rss in per_worker.values():
-        if len(rss) > 40:
-            assert rss[-1] - rss[19] <= 50, rss
-
-
 # -- devices and settings -----------------------------------------------------------------------
 def test_device_plan_splits_threads_and_gpus() -> None:
     assert device_plan(2, None, [], cores=8) == [
@@ -440,6 +407,8 @@ def test_device_plan_splits_threads_and_gpus() -> None:
     ({"workers": 2, "executor": "rey"}, "unknown executor 'rey'; did you mean 'ray'"),
     ({"executor": {"name": "process", "gpus_per_trial": -1}}, "gpus_per_trial must be"),
     ({"executor": {"name": "process", "workerz": 2}}, "executor 'process'.*workerz"),
+    ({"executor": {"name": "process", "recycle_mb": 0}}, "recycle_mb must be a number of MB > 0"),
+    ({"executor": {"name": "ray", "recycle_mb": "1G"}}, "recycle_mb must be a number of MB > 0"),
     ({"executor": 3}, "executor must be a name"),
     ({"trial_timeout": -1}, "trial_timeout must be a number of seconds > 0"),
     ({"retries": -1}, "retries must be an integer >= 0"),

@@ -132,3 +132,27 @@ def test_ray_runs_trials_and_records_faults() -> None:
         reference.enqueue({"kind": kind})
     reference.optimize(decisions, trials=len(kinds))  # same seed: the same decisions
     assert [t.arch for t in trials] == [t.arch for t in reference.trials]
+
+
+HOARD: list[bytes] = []  # what the leaking objective keeps, per worker process
+
+
+def leaking(hp: tn.HP) -> dict[str, float]:
+    hp.int("x", 0, 10**6)
+    HOARD.append(b"\x01" * (16 * 2**20))  # 16 MB of touched pages a trial
+    return {"acc": 1.0, "pid": float(os.getpid())}
+
+
+def test_ray_replaces_a_worker_whose_memory_grows_by_a_fresh_process() -> None:
+    here = os.path.dirname(__file__)
+    executor = tn.execution.RayExecutor(workers=1, recycle_mb=40, init_kwargs={
+        "num_cpus": 1, "runtime_env": {"env_vars": {"PYTHONPATH": here}}})
+    study = tn.Study(objectives={"acc": "max"}, strategy="random", seed=0)
+    study.optimize(leaking, trials=8, executor=executor)
+    trials = study.trials
+    assert all(t.state is COMPLETE for t in trials)
+    runs: dict[float, int] = {}
+    for t in trials:
+        runs[t.metrics["pid"]] = runs.get(t.metrics["pid"], 0) + 1
+    # 16 MB a trial over a 40 MB limit: a process serves 4 trials, then a new one takes over
+    assert len(runs) >= 2 and max(runs.values()) <= 4, runs

@@ -123,7 +123,8 @@ class Tally:
         limit = self.plan.max_failures
         if limit is not None and self.failures_in_row >= limit:
             raise TooManyFailures(
-                f"{self.failures_in_row} trials failed in a row; last error: {frozen.error}"
+                f"the search stopped: {self.failures_in_row} trials failed in a row "
+                f"(max_failures={limit}); last error: {frozen.error}"
             )
 
 

@@ -4,8 +4,9 @@ The driver owns storage and the strategy. It waits on every worker's connection 
 tells it a worker is gone (``multiprocessing.connection.wait``), answers each request of a
 running trial (a decision, a report, a commit), asks new trials as soon as a worker is free
 while others run (asynchronous search: strategies see running trials in ``ctx.pending``), stops
-a trial that runs past its timeout by stopping its worker, and records a trial whose worker died
-as FAILED with the reason before a fresh worker takes its place.
+a trial that runs past its timeout by stopping its worker, records a trial whose worker died
+as FAILED with the reason before a fresh worker takes its place, and replaces a worker whose
+resident memory keeps growing (native caches) by a fresh one between two trials.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Backend(ABC):
 
     workers: int = 1
     poll_interval: float = 1.0
+    recycle_mb: float | None = None  # see Pool._recycle
 
     def open(self) -> None:  # noqa: B027 - optional
         """Gets ready to launch workers (before the first launch)."""
@@ -135,6 +137,7 @@ class _Slot:
         self.ready = False
         self.session: Session | None = None
         self.startup_failures = 0
+        self.baseline_mb: float | None = None  # the worker's memory after its first trial
 
 
 class Pool:
@@ -266,6 +269,7 @@ class Pool:
             return  # a late message of a trial already recorded
         elif op == "done":
             self._finish(slot, message["outcome"])
+            self._recycle(slot, message.get("rss_mb"))
         else:
             reply = slot.session.answer(message)
             if reply is not None and slot.handle.conn is not None:
@@ -286,6 +290,7 @@ class Pool:
             return
         reason = why or f"its worker process died ({handle.death()})"
         handle.kill()
+        slot.baseline_mb = None
         was_ready, slot.ready = slot.ready, False
         if slot.session is not None:
             self._finish(slot, {"kind": "lost", "error": reason})
@@ -293,6 +298,29 @@ class Pool:
             slot.startup_failures += 1
             if slot.startup_failures >= STARTUP_FAILURES:
                 raise ExecutorError(f"worker processes die as they start: {reason}")
+        if self.tally.may_start(len(self._busy())):
+            slot.handle = self.backend.launch(slot.index)
+
+    def _recycle(self, slot: _Slot, rss: Any) -> None:
+        """Replaces the (now idle) worker of ``slot`` by a fresh process once its resident
+        memory is ``backend.recycle_mb`` above what it was after its first trial. Memory that
+        no Python object holds grows with every new architecture in some native libraries
+        (oneDNN keeps compiled kernels for every layer shape it met, up to 1024 of them); a
+        fresh worker starts from nothing."""
+        limit = self.backend.recycle_mb
+        if limit is None or isinstance(rss, bool) or not isinstance(rss, (int, float)):
+            return
+        if slot.baseline_mb is None:
+            slot.baseline_mb = float(rss)
+            return
+        if rss - slot.baseline_mb <= limit:
+            return
+        log.info("worker %d grew from %.0f to %.0f MB: a fresh process replaces it",
+                 slot.index, slot.baseline_mb, rss)
+        # killed, not asked to stop: it is idle (nothing is lost), and Ray would give the
+        # process of a task that returned, grown memory and all, to the next task
+        slot.handle.kill()
+        slot.ready, slot.baseline_mb = False, None
         if self.tally.may_start(len(self._busy())):
             slot.handle = self.backend.launch(slot.index)
 

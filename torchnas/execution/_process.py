@@ -20,7 +20,7 @@ from torchnas.execution._worker import process_main
 if TYPE_CHECKING:
     from torchnas.study import Study
 
-__all__ = ["ProcessExecutor", "device_plan"]
+__all__ = ["ProcessExecutor", "device_plan", "visible_gpus"]
 
 
 def _cores() -> int:
@@ -30,15 +30,24 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def visible_gpus(count: int, visible: str | None) -> list[str]:
+    """The names of the ``count`` GPUs CUDA shows, as ``CUDA_VISIBLE_DEVICES`` spells them
+    (``visible``: its value, or ``None`` when unset): indices, UUIDs or MIG names, which a
+    worker's own ``CUDA_VISIBLE_DEVICES`` then picks from."""
+    if count <= 0:
+        return []
+    if visible is not None and visible.strip():
+        names = [v.strip() for v in visible.split(",")]
+        return names[:count]
+    return [str(i) for i in range(count)]
+
+
 def _gpu_ids() -> list[str]:
-    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them."""
+    """The GPUs this process may use (CUDA is asked for their number only)."""
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip():
-        return [v.strip() for v in visible.split(",")][:count]
-    return [str(i) for i in range(count)]
+    return visible_gpus(count, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def device_plan(workers: int, gpus_per_trial: float | None, gpu_ids: list[str], cores: int,
@@ -76,9 +85,18 @@ def device_plan(workers: int, gpus_per_trial: float | None, gpu_ids: list[str], 
         plans = [{**base, "cuda_visible_devices": ",".join(gpu_ids[i * n:(i + 1) * n])}
                  for i in range(min(workers, capacity))]
     if workers > capacity:
+        share = 1 / math.ceil(workers / len(gpu_ids))
         raise ConfigError(f"workers={workers} but {len(gpu_ids)} GPU(s) at gpus_per_trial={g:g} "
-                          f"hold {capacity} trial(s) at a time")
+                          f"hold {capacity} trial(s) at a time; use fewer workers, share GPUs "
+                          f"(gpus_per_trial={share:.4g}), or train on CPUs (gpus_per_trial=0)")
     return plans
+
+
+def check_recycle_mb(value: Any) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is ``None`` or a number of MB > 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or value <= 0):
+        raise ConfigError(f"recycle_mb must be a number of MB > 0 or None, got {value!r}")
 
 
 class ProcessExecutor(Executor):
@@ -90,8 +108,9 @@ class ProcessExecutor(Executor):
     unsafe once threads run. Each worker uses ``cores // workers`` torch threads and, when there
     are GPUs, its own GPU (see :func:`device_plan`). A worker that dies (a segfault, a kill)
     fails its trial with the signal and a fresh worker takes its place; a trial past
-    ``trial_timeout`` has its worker stopped. Workers end soon after the driver does, even if it
-    is killed.
+    ``trial_timeout`` has its worker stopped. A worker whose resident memory grew ``recycle_mb``
+    above its level after its first trial is replaced by a fresh process between two trials.
+    Workers end soon after the driver does, even if it is killed.
 
     Args:
         workers: how many trials run at once.
@@ -99,16 +118,21 @@ class ProcessExecutor(Executor):
             shares a GPU).
         threads_per_worker: torch threads of each worker (default ``cores // workers``).
         start_method: ``"forkserver"`` or ``"spawn"`` (default: forkserver where available).
+        recycle_mb: MB of growth after which a worker is replaced (``None``: never). No Python
+            object of a trial outlives it, but native caches grow with every new architecture
+            (oneDNN compiles kernels for each new layer shape on CPU and keeps up to 1024).
     """
 
     name = "process"
 
     def __init__(self, workers: int = 1, gpus_per_trial: float | None = None,
-                 threads_per_worker: int | None = None, start_method: str | None = None) -> None:
+                 threads_per_worker: int | None = None, start_method: str | None = None,
+                 recycle_mb: float | None = 50.0) -> None:
         self.workers = workers
         self.gpus_per_trial = gpus_per_trial
         self.threads_per_worker = threads_per_worker
         self.start_method = start_method
+        self.recycle_mb = recycle_mb
 
     def check(self) -> None:
         """Checks the settings (before any worker starts)."""
@@ -121,6 +145,7 @@ class ProcessExecutor(Executor):
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float))
                               or not math.isfinite(g) or g < 0):
             raise ConfigError(f"gpus_per_trial must be a number >= 0 or None, got {g!r}")
+        check_recycle_mb(self.recycle_mb)
         methods = multiprocessing.get_all_start_methods()
         if self.start_method is not None and (self.start_method not in methods
                                               or self.start_method == "fork"):
@@ -141,7 +166,9 @@ class ProcessExecutor(Executor):
             ) from None
         method = self.start_method or (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        Pool(study, plan, _ProcessBackend(method, payload, setups)).run()
+        backend = _ProcessBackend(method, payload, setups)
+        backend.recycle_mb = self.recycle_mb
+        Pool(study, plan, backend).run()
 
 
 class _ProcessHandle(Handle):

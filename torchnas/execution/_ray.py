@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from torchnas._errors import ConfigError
 from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
+from torchnas.execution._process import check_recycle_mb
 from torchnas.execution._protocol import recv
 from torchnas.execution._worker import ray_main
 
@@ -99,6 +100,8 @@ class RayExecutor(Executor):
         gpus_per_trial: Ray GPUs a trial holds (fractions share a GPU).
         listen: ``(host, port)`` the driver listens on for its workers (port 0: any free one).
         init_kwargs: further arguments of ``ray.init``.
+        recycle_mb: MB of memory growth after which a worker task is replaced by a fresh one
+            between two trials (``None``: never; see :class:`ProcessExecutor`).
     """
 
     name = "ray"
@@ -106,13 +109,15 @@ class RayExecutor(Executor):
     def __init__(self, workers: int | None = 1, address: str | None = None,
                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
                  listen: tuple[str, int] | list[Any] = ("127.0.0.1", 0),
-                 init_kwargs: dict[str, Any] | None = None) -> None:
+                 init_kwargs: dict[str, Any] | None = None,
+                 recycle_mb: float | None = 50.0) -> None:
         self.workers = workers  # type: ignore[assignment]
         self.address = address
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
         self.listen = listen
         self.init_kwargs = init_kwargs
+        self.recycle_mb = recycle_mb
 
     def check(self) -> None:
         """Checks the settings (before Ray is touched)."""
@@ -127,6 +132,7 @@ class RayExecutor(Executor):
         if not (isinstance(self.listen, (tuple, list)) and len(self.listen) == 2
                 and isinstance(self.listen[0], str) and isinstance(self.listen[1], int)):
             raise ConfigError(f"listen must be (host, port), got {self.listen!r}")
+        check_recycle_mb(self.recycle_mb)
 
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
         self.check()
@@ -145,6 +151,7 @@ class RayExecutor(Executor):
                 workers = max(1, int(cpus // self.cpus_per_trial)) if self.cpus_per_trial else 1
             backend = _RayBackend(ray, objective, workers, self.cpus_per_trial,
                                   self.gpus_per_trial, (self.listen[0], self.listen[1]))
+            backend.recycle_mb = self.recycle_mb
             Pool(study, plan, backend).run()
         finally:
             if started:

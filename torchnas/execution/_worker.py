@@ -134,7 +134,17 @@ def serve(conn: Connection, objective: Callable[[Any], Any]) -> None:
         trial = RemoteTrial(link, int(message["number"]), message.get("budget"))
         outcome = evaluate(objective, trial.hp, str(message["first"]))
         del trial
-        link.send("done", outcome=outcome)
+        link.send("done", outcome=outcome, rss_mb=resident_mb())
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MB (``None`` where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _setup(setup: Mapping[str, Any]) -> None:
