@@ -8,7 +8,7 @@ search, with one torch thread:
 - ``torchnas inline, no oneDNN cache``: the same with ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0``
   (oneDNN, torch's CPU convolution library, keeps the kernels it compiled for each layer shape
   it met, up to 1024 of them: a search meets new shapes all the time; this run shows how much
-  of the growth that cache is);
+  of the growth that cache is); and with 256, what the ``torchnas`` command sets;
 - ``torchnas process``: 2 worker processes (``recycle_mb`` at its default: a worker that grew
   that much since its first trial is replaced between two trials); the driver's RSS and the
   workers' (each read from ``/proc/PID/statm`` by the driver; summed) after every trial;
@@ -46,6 +46,7 @@ import torchnas as tn
 CONFIGS = {  # name: environment of its process
     "torchnas inline": {},
     "torchnas inline, no oneDNN cache": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"},
+    "torchnas inline, the CLI's oneDNN cache": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "256"},
     "torchnas process": {},
     "optuna + loop": {},
 }

@@ -400,3 +400,13 @@ def test_mnist1d_search_end_to_end(tmp_path: Path) -> None:
     assert "Leaderboard of 'mnist1d-chain_cnn' (3 complete)" in second.stdout
     assert tn.load_study(str(db)).trials == trials
     assert db.with_name("m.mnist1d-chain_cnn.config.yaml").exists()
+
+
+def test_the_cli_bounds_onednn_kernel_cache_unless_the_user_did(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert run_cli("space", "missing.yaml")[0] == 2
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "256"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32")
+    run_cli("space", "missing.yaml")
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "32"

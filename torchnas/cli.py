@@ -31,7 +31,10 @@ from torchnas.evaluation import Trainer
 from torchnas.model_search import ModelSearch
 from torchnas.study import Study, load_study
 
-__all__ = ["build_search", "main"]
+__all__ = ["ONEDNN_CACHE", "build_search", "main"]
+
+#: oneDNN primitive cache capacity the CLI sets unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is.
+ONEDNN_CACHE = 256
 
 
 def build_search(config: dict[str, Any], where: str = "config") -> ModelSearch:
@@ -220,6 +223,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``torchnas`` command; returns the exit code."""
+    # oneDNN (torch's CPU convolutions) caches the kernels of every layer shape it meets, up to
+    # 1024: a search meets new shapes all the time and grows by ~70 MB over 200 trials. 256
+    # keeps that to ~20 MB at the same speed (benchmarks/memory.py); read before the first
+    # convolution, so set here; a value the user set wins.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
