@@ -20,7 +20,7 @@ seeds found the table's best; distinct table entries among the queries (isomorph
 assignments and repeats share one); failed queries (all-skip); seconds per search.
 
     python benchmarks/tabular.py [--datasets cora,citeseer,pubmed] [--seeds 20] [--queries 100]
-                                 [--strategies auto,random,...] [--quick]
+                                 [--strategies auto,random,...] [--workers 2] [--quick]
 """
 
 from __future__ import annotations
@@ -155,23 +155,48 @@ def run_optuna(sampler: str, table_: dict[Any, dict[str, Any]], seed: int, queri
     return lookup(table_, link, ops), failed
 
 
-def benchmark(table_: dict[Any, dict[str, Any]], methods: list[str], seeds: int,
-              queries: int) -> dict[str, Run]:
-    """Every method on one table, seed after seed."""
+def _one(job: tuple[str, str, int, int]) -> tuple[str, int, float, float, int, int, float]:
+    """One method, one seed: (method, seed, regret, test accuracy, failed, distinct, s)."""
+    import torch
+
+    torch.set_num_threads(1)
+    quiet()
+    method, dataset, seed, queries = job
+    table_ = _TABLES[dataset]
+    start, seen = time.perf_counter(), set[int]()
+    runner = run_optuna if method.startswith("optuna:") else run_torchnas
+    row, failed = runner(method, table_, seed, queries, seen)
+    seconds = time.perf_counter() - start
     best_valid = max(float(r["valid_perf"]) for r in table_.values())
+    found = math.nan if row is None else float(row["valid_perf"])
+    test = math.nan if row is None else 100 * float(row["perf"])
+    return method, seed, 100 * (best_valid - found), test, failed, len(seen), seconds
+
+
+_TABLES: dict[str, dict[Any, dict[str, Any]]] = {}
+
+
+def benchmark(dataset: str, methods: list[str], seeds: int, queries: int,
+              workers: int = 1) -> dict[str, Run]:
+    """Every method on one table, seed after seed (``workers`` processes share the jobs)."""
+    _TABLES[dataset] = load_table(dataset)
+    jobs = [(m, dataset, seed, queries) for seed in range(seeds) for m in methods]
+    if workers > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_one, jobs, chunksize=1)
+    else:
+        results = [_one(job) for job in jobs]
     runs = {m: Run() for m in methods}
-    for seed in range(seeds):
-        for method in methods:
-            start, seen = time.perf_counter(), set()
-            runner = run_optuna if method.startswith("optuna:") else run_torchnas
-            row, failed = runner(method, table_, seed, queries, seen)
-            run = runs[method]
-            run.seconds.append(time.perf_counter() - start)
-            run.failed.append(failed)
-            run.distinct.append(len(seen))
-            found = math.nan if row is None else float(row["valid_perf"])
-            run.regret.append(100 * (best_valid - found))
-            run.test.append(math.nan if row is None else 100 * float(row["perf"]))
+    for method, _, regret, test, failed, distinct, seconds in sorted(
+            results, key=lambda r: (r[1], methods.index(r[0]))):
+        run = runs[method]
+        run.regret.append(regret)
+        run.test.append(test)
+        run.failed.append(failed)
+        run.distinct.append(distinct)
+        run.seconds.append(seconds)
     return runs
 
 
@@ -209,6 +234,9 @@ def main() -> None:
                         help="comma list of torchnas strategies, each 'name' or "
                              "'name(key=value, ...)' (default: every registered one but grid)")
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna's samplers")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes running (method, seed) jobs side by side; timings "
+                             "compare only within one run")
     parser.add_argument("--quick", action="store_true", help="smoke run: cora, 3 seeds, 30 queries")
     args = parser.parse_args()
     if args.quick:
@@ -220,9 +248,9 @@ def main() -> None:
     print(f"NAS-Bench-Graph, {args.queries} queries x {args.seeds} seeds; torchnas "
           f"{tn.__version__}, 'auto' = {auto_means()}; {machine_note()}\n", flush=True)
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-        table_ = load_table(dataset)
-        runs = benchmark(table_, methods, args.seeds, args.queries)
-        print(report(dataset, table_, runs, args.seeds, args.queries) + "\n", flush=True)
+        runs = benchmark(dataset, methods, args.seeds, args.queries, args.workers)
+        print(report(dataset, _TABLES[dataset], runs, args.seeds, args.queries) + "\n",
+              flush=True)
 
 
 if __name__ == "__main__":

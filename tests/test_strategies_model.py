@@ -1,4 +1,4 @@
-"""Model-based strategies: the encoding, TPE, BOHB, BANANAS and the Optuna bridge.
+"""Model-based strategies: the encoding, TPE, BOHB, BANANAS, SMAC and the Optuna bridge.
 
 The contract every strategy meets is in ``test_strategies.py``; here, what each one promises
 beyond it: that the model helps (against random search's median over seeds), that running
@@ -194,6 +194,56 @@ def test_bananas_rejects_bad_settings() -> None:
     assert len({t.key for t in ucb.trials}) == 6
 
 
+# -- SMAC-like: surrogate + local search on the acquisition --------------------------------
+SMAC_FAST = {"name": "smac", "members": 8, "random_candidates": 32, "starts": 3, "steps": 3}
+
+
+def test_smac_beats_random_and_never_repeats_itself() -> None:
+    assert median_best(SMAC_FAST, conditional, 25, range(3)) < median_best(
+        "random", conditional, 25, range(3))
+    study = tn.Study(objectives={"loss": "min"}, strategy=SMAC_FAST, seed=1)
+    study.optimize(conditional, trials=15)
+    keys = [t.key for t in study.trials]
+    assert len(set(keys)) == len(keys)
+    strategy = study.strategy
+    first = strategy.ask(AskContext(number=15, seed=1))
+    again = strategy.ask(AskContext(number=15, seed=1, pending=[first]))
+    assert first and again and first != again  # a running architecture is not proposed again
+
+
+@pytest.mark.parametrize(("surrogate", "acquisition"), [("gp", "ucb"), ("ensemble", "its"),
+                                                        ("forest", "mean")])
+def test_smac_runs_every_surrogate_and_acquisition(surrogate: str, acquisition: str) -> None:
+    spec = {**SMAC_FAST, "startup": 4, "surrogate": surrogate, "acquisition": acquisition,
+            "members": 3}
+    study = tn.Study(objectives={"loss": "min"}, strategy=spec, seed=0)
+    study.optimize(one_d, trials=10)
+    assert len({t.key for t in study.trials}) == 10
+    assert study.best_trial.value("loss") < 1.0  # (x - 1.3)^2 on [-5, 5]: near the optimum
+
+
+def test_smac_imputes_failures_as_the_worst_and_climbs_to_the_optimum() -> None:
+    def fails_low(hp: tn.HP) -> float:
+        x = hp.int("x", 0, 30)
+        if x < 10:
+            raise ValueError("no model")
+        return float(abs(x - 23))
+
+    study = tn.Study(objectives={"loss": "min"}, strategy={**SMAC_FAST, "startup": 5}, seed=0)
+    study.optimize(fails_low, trials=20)
+    assert study.best_trial.arch == {"x": 23}
+    later = [t for t in study.trials[5:] if t.state is tn.TrialState.FAILED]
+    assert len(later) <= 2  # learnt that small x fails
+
+
+@pytest.mark.parametrize(("key", "value"), [("surrogate", "svm"), ("acquisition", "pi"),
+                                            ("random_fraction", 2.0), ("members", 0),
+                                            ("float_points", 1)])
+def test_smac_rejects_bad_settings_naming_the_key(key: str, value: Any) -> None:
+    with pytest.raises(tn.ConfigError, match=key):
+        tn.Study(strategy={"name": "smac", key: value})
+
+
 # -- the Optuna bridge ----------------------------------------------------------------------
 needs_optuna = pytest.mark.skipif(importlib.util.find_spec("optuna") is None,
                                   reason="optuna is an optional extra")
@@ -299,13 +349,14 @@ def test_optuna_resume_proposes_what_an_uninterrupted_run_does(sampler: str,
     resumed.journal.close()
 
 
-@pytest.mark.parametrize("name", ["tpe", "bananas"])
+@pytest.mark.parametrize("name", ["tpe", "bananas", "smac"])
 def test_several_objectives(name: str) -> None:
     def two(hp: tn.HP) -> dict[str, float]:
         x, y = hp.float("x", 0.0, 1.0), hp.choice("y", [0.0, 0.5, 1.0])
         return {"loss": x + y, "cost": (1 - x) ** 2 + y}
 
-    strategy = {"name": name, "startup": 5, **({"ensemble": 2} if name == "bananas" else {})}
+    extra = {"bananas": {"ensemble": 2}, "smac": {"members": 8}}.get(name, {})
+    strategy = {"name": name, "startup": 5, **extra}
     study = tn.Study(objectives={"loss": "min", "cost": "min"}, strategy=strategy, seed=0)
     study.optimize(two, trials=15)
     assert all(t.state is tn.TrialState.COMPLETE for t in study.trials)

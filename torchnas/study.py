@@ -308,6 +308,16 @@ class Study:
         """The non-dominated complete, feasible trials, best first objective first."""
         return pareto_front(self._ranked(), self.objectives)
 
+    def predict(self, archs: Sequence[Mapping[str, Any]], metric: str | None = None,
+                kind: str = "gp") -> tuple[Any, Any]:
+        """Predicted mean and standard deviation of ``metric`` (default: the first objective)
+        for architectures not trained, by a :class:`~torchnas.evaluation.Predictor` of ``kind``
+        fitted on this study's complete trials (numpy arrays, one entry per architecture)."""
+        from torchnas.evaluation._predictor import Predictor
+
+        name = metric or next(iter(self.objectives))
+        return Predictor(kind, metric=name, seed=self.seed).fit(self.trials).predict(archs)
+
     def hypervolume(self, reference: Mapping[str, float] | Sequence[float] | None = None
                     ) -> float:
         """The hypervolume of :meth:`pareto_front`: the objective space it dominates up to

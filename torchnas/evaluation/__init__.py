@@ -1,13 +1,14 @@
 """Estimating how good an architecture is: training (:class:`Trainer`), hardware cost
-(parameters, FLOPs, memory, latency) and zero-cost proxies."""
+(parameters, FLOPs, memory, latency), zero-cost proxies and surrogate predictors."""
 
 from __future__ import annotations
 
 from torchnas.evaluation._cost import COST_METRICS, flops, latency, params, peak_memory
+from torchnas.evaluation._predictor import Predictor
 from torchnas.evaluation._proxies import PROXIES, proxy
 from torchnas.evaluation._trainer import Trainer, evaluate
 
 __all__ = [
-    "COST_METRICS", "PROXIES", "Trainer", "evaluate", "flops", "latency", "params",
+    "COST_METRICS", "PROXIES", "Predictor", "Trainer", "evaluate", "flops", "latency", "params",
     "peak_memory", "proxy",
 ]

@@ -19,6 +19,7 @@ from torchnas.strategies._registry import (
     resolve,
 )
 from torchnas.strategies._reinforce import ReinforceStrategy
+from torchnas.strategies._smac import SMACStrategy
 from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "OptunaStrategy",
     "RandomStrategy",
     "ReinforceStrategy",
+    "SMACStrategy",
     "Strategy",
     "TPEStrategy",
     "auto_name",

@@ -24,25 +24,11 @@ from torchnas.space import Domain, arch_key
 from torchnas.strategies._base import AskContext, Strategy, derive_seed
 from torchnas.strategies._encoding import Encoding
 from torchnas.strategies._mutation import mutate, unseen
+from torchnas.strategies._surrogate import Surrogate, acquire
 
 __all__ = ["BananasStrategy"]
 
 MODELS = ("gbr", "mlp")
-
-
-def _regressor(model: str, seed: int) -> Any:
-    """One member of the ensemble (scikit-learn, imported on first use)."""
-    try:
-        from sklearn.ensemble import GradientBoostingRegressor
-        from sklearn.neural_network import MLPRegressor
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the bananas strategy needs scikit-learn: pip install "
-                          "scikit-learn") from exc
-    if model == "mlp":
-        return MLPRegressor(hidden_layer_sizes=(32, 32), learning_rate_init=0.01, max_iter=200,
-                            random_state=seed)
-    return GradientBoostingRegressor(n_estimators=15, max_depth=3, learning_rate=0.3,
-                                     subsample=0.7, random_state=seed)
 
 
 class BananasStrategy(Strategy):
@@ -96,7 +82,7 @@ class BananasStrategy(Strategy):
         self._scored: list[tuple[int, float]] = []  # (index in _told, signed objective)
         self._encoding: Encoding | None = None
         self._x = np.zeros((0, 0))  # encodings of _told under _encoding
-        self._fitted: tuple[int, Encoding | None, list[Any]] = (-1, None, [])
+        self._fitted: tuple[int, Encoding | None, Surrogate | None] = (-1, None, None)
 
     def tell(self, trial: FrozenTrial) -> None:
         for label, dom in trial.domains.items():
@@ -125,12 +111,12 @@ class BananasStrategy(Strategy):
                                                            self._told[len(self._x):]])])
         return enc.encode_many(archs)
 
-    def _fit(self) -> list[Any]:
+    def _fit(self) -> Surrogate:
         """The ensemble, fitted on the first trials up to the last refit point (so a resumed
         study fits exactly what an uninterrupted one did)."""
         n = len(self._scored)
         n -= (n - self.startup) % max(1, self.refit_every)
-        if self._fitted[:2] == (n, self._encoding):
+        if self._fitted[:2] == (n, self._encoding) and self._fitted[2] is not None:
             return self._fitted[2]
         data = self._scored[:n]
         if len(data) > self.max_train:  # the best half, and a random half of the others
@@ -141,15 +127,10 @@ class BananasStrategy(Strategy):
             data = ranked[:keep] + rest[: self.max_train - keep]
         x = self._x[[i for i, _ in data]]
         y = np.array([v for _, v in data])
-        y = (y - y.mean()) / (y.std() or 1.0)
-        models = [_regressor(self.model, derive_seed(self.seed, n, "bananas", k) % 2**32)
-                  for k in range(self.ensemble)]
-        import sklearn  # there by now; skip the checks of what is known to be valid
-
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            models = [m.fit(x, y) for m in models]
-        self._fitted = (n, self._encoding, models)
-        return models
+        model = Surrogate("ensemble", members=self.ensemble, model=self.model,
+                          seed=derive_seed(self.seed, n, "bananas")).fit(x, y)
+        self._fitted = (n, self._encoding, model)
+        return model
 
     def _candidates(self, ctx: AskContext, rng: random.Random) -> list[dict[str, Any]]:
         """Mutations of the best architectures and random ones, none seen or running."""
@@ -174,10 +155,7 @@ class BananasStrategy(Strategy):
         if not cands:
             return {}
         x = self._encode(cands)
-        preds = np.array([m.predict(x) for m in self._fit()])
-        mean, std = preds.mean(0), preds.std(0)
-        if self.acquisition == "ucb":
-            score = mean + self.kappa * std
-        else:
-            score = np.random.default_rng(rng.getrandbits(64)).normal(mean, std)
+        mean, std = self._fit().predict(x)
+        nrng = np.random.default_rng(rng.getrandbits(64))
+        score = acquire(self.acquisition, mean, std, 0.0, nrng, kappa=self.kappa)
         return cands[int(np.argmax(score))]

@@ -65,15 +65,19 @@ class Encoding:
     columns: list[str] = field(init=False, repr=False, compare=False)
     _offsets: dict[str, int] = field(init=False, repr=False, compare=False)
     _index: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
+    _fast: dict[str, dict[tuple[type, Any], int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         columns: list[str] = []
         offsets: dict[str, int] = {}
         index: dict[str, dict[str, int]] = {}
+        fast: dict[str, dict[tuple[type, Any], int]] = {}
         for label, dom in self.domains.items():
             offsets[label] = len(columns)
             if isinstance(dom, Categorical):
                 index[label] = {json.dumps(v): i for i, v in enumerate(dom.choices)}
+                fast[label] = {(type(v), v): i for i, v in enumerate(dom.choices)
+                               if isinstance(v, (str, int, float, bool, type(None)))}
                 columns += [f"{label}={json.dumps(v) if not isinstance(v, str) else v}"
                             for v in dom.choices]
             elif isinstance(dom, Inputs):
@@ -87,6 +91,7 @@ class Encoding:
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "_offsets", offsets)
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_fast", fast)
 
     @classmethod
     def from_archs(cls, archs: Iterable[Mapping[str, Any]],
@@ -128,7 +133,12 @@ class Encoding:
                 continue
             value = arch[label]
             if isinstance(dom, Categorical):
-                i = self._index[label].get(json.dumps(value))
+                try:  # plain values without a JSON round trip (True and 1 stay apart)
+                    i = self._fast[label].get((type(value), value))
+                except TypeError:  # unhashable (a list)
+                    i = None
+                if i is None:
+                    i = self._index[label].get(json.dumps(value))
                 if i is not None:
                     out[at + i] = 1.0
             elif isinstance(dom, Inputs):
