@@ -330,6 +330,14 @@ def test_optuna_takes_a_sampler_object_or_a_class_path(tmp_path: Path) -> None:
     again.journal.close()
     with pytest.raises(tn.ConfigError, match="unknown sampler"):
         tn.Study(strategy={"name": "optuna", "sampler": "tpee"})
+    short = tn.Study(objectives={"loss": "min", "size": "min"}, strategy="optuna:nsgaii",
+                     storage=tmp_path / "n.db")
+    assert type(short.strategy).__name__ == "OptunaStrategy"
+    assert short.strategy.get_params()["sampler"] == "nsgaii"
+    short.journal.close()
+    assert tn.load_study(tmp_path / "n.db").strategy.get_params()["sampler"] == "nsgaii"
+    with pytest.raises(tn.ConfigError, match="unknown sampler"):
+        tn.Study(strategy="optuna:tpee")
 
 
 @needs_optuna

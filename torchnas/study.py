@@ -111,9 +111,7 @@ class Study:
                 config.get("scheduler") if scheduler is None else scheduler)
         self.config = config
         self.strategy.setup(self.objectives, self.seed)
-        set_constraints = getattr(self.strategy, "set_constraints", None)
-        if callable(set_constraints):  # strategies that rank by violation (Deb's rules)
-            set_constraints(self.constraints)
+        self.strategy.set_constraints(self.constraints)
         if self.scheduler is not None:
             self.scheduler.setup(self.objectives, self.seed)
         self._owner = owner_token()

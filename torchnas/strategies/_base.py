@@ -70,6 +70,12 @@ class Strategy(ABC):
         self.objectives = dict(objectives)
         self.seed = seed
 
+    def set_constraints(  # noqa: B027 - optional hook
+            self, constraints: Mapping[str, tuple[str, float]]) -> None:
+        """Called once by the study after :meth:`setup` with its constraints (``{"metric":
+        (op, bound)}``), for strategies that rank infeasible trials by how far they miss them
+        (NSGA-II's constraint domination); the others ignore them."""
+
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         """Decisions fixed up front for trial ``ctx.number`` (default: none)."""
         return {}

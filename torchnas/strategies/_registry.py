@@ -40,11 +40,14 @@ def available() -> list[str]:
 
 
 def create(name: str, **kwargs: Any) -> Strategy:
-    """Builds the strategy registered as ``name`` (``"auto"``: the best general choice).
+    """Builds the strategy registered as ``name`` (``"auto"``: the best general choice;
+    ``"optuna:SAMPLER"``: the Optuna bridge with that sampler, e.g. ``"optuna:nsgaii"``).
 
     Raises:
         ConfigError: for an unknown name (naming the closest ones) or bad arguments.
     """
+    if isinstance(name, str) and name.startswith("optuna:"):
+        name, kwargs = "optuna", {"sampler": name.removeprefix("optuna:"), **kwargs}
     factory = REGISTRY.get(AUTO if name == "auto" else name, extra=("auto",))
     try:
         return factory(**kwargs)

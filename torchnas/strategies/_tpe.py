@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from torchnas._objectives import nondominated_fronts
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain, Float
 from torchnas.strategies._base import AskContext, Strategy, derive_seed
@@ -45,12 +46,8 @@ def _front_ranks(y: np.ndarray, enough: int) -> np.ndarray:
     """Non-domination ranks of the rows of ``y`` (larger is better), peeled until ``enough``
     rows are ranked; the others get a rank past the last front peeled."""
     ranks = np.full(len(y), len(y), dtype=np.int64)
-    dominates: np.ndarray = np.asarray(  # [i, j]: row i dominates row j
-        (y[:, None, :] >= y[None, :, :]).all(-1) & (y[:, None, :] > y[None, :, :]).any(-1))
-    left, rank = np.ones(len(y), dtype=bool), 0
-    while left.any() and (ranks < len(y)).sum() < enough:
-        front = left & ~dominates[left].any(0)
-        ranks[front], left, rank = rank, left & ~front, rank + 1
+    for rank, front in enumerate(nondominated_fronts(y, limit=enough)):
+        ranks[front] = rank
     return ranks
 
 
