@@ -93,6 +93,18 @@ def optuna_sampler(name: str, seed: int) -> Any:
     raise ValueError(f"unknown Optuna sampler {name!r}; known: {OPTUNA_SAMPLERS}")
 
 
+def distinct_archs(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` distinct architectures drawn by the random strategy of a study."""
+    study = tn.Study(strategy="random", seed=seed, objectives={"v": "max"})
+    archs: dict[str, dict[str, Any]] = {}
+    while len(archs) < n:
+        trial = study.ask()
+        space(trial.hp)
+        archs.setdefault(tn.arch_key(trial.arch), trial.arch)
+        study.tell(trial, 0.0)
+    return list(archs.values())
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard error of the mean (0 for fewer than two values)."""
     if not values:

@@ -34,24 +34,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import machine_note, table
+from _common import distinct_archs, machine_note, table
 from scipy.stats import kendalltau, spearmanr
 
 import torchnas as tn
 from torchnas.evaluation import Predictor
 from torchnas.strategies._surrogate import KINDS
-
-
-def distinct_archs(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` distinct architectures drawn by the random strategy of a study."""
-    study = tn.Study(strategy="random", seed=seed, objectives={"v": "max"})
-    archs: dict[str, dict[str, Any]] = {}
-    while len(archs) < n:
-        trial = study.ask()
-        space(trial.hp)
-        archs.setdefault(tn.arch_key(trial.arch), trial.arch)
-        study.tell(trial, 0.0)
-    return list(archs.values())
 
 
 def trained(space: Any, data: tn.data.Data, archs: list[dict[str, Any]], epochs: int,

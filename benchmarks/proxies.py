@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import distinct_archs
 from scipy.stats import rankdata, spearmanr
 
 import torchnas as tn
@@ -44,18 +45,6 @@ def proxy_batch(data: tn.data.Data, size: int, seed: int) -> tuple[torch.Tensor,
     gen = torch.Generator().manual_seed(seed)
     rows = [data.train[int(i)] for i in torch.randperm(len(data.train), generator=gen)[:size]]  # type: ignore[arg-type]
     return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
-
-
-def distinct_archs(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` distinct architectures drawn by the random strategy of a study."""
-    study = tn.Study(strategy="random", seed=seed, objectives={"v": "max"})
-    archs: dict[str, dict[str, Any]] = {}
-    while len(archs) < n:
-        trial = study.ask()
-        space(trial.hp)
-        archs.setdefault(tn.arch_key(trial.arch), trial.arch)
-        study.tell(trial, 0.0)
-    return list(archs.values())
 
 
 def measure(space: Any, arch: dict[str, Any], i: int, data: tn.data.Data,

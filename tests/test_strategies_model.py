@@ -171,11 +171,15 @@ def test_bohb_without_reports_uses_final_values() -> None:
 
 
 # -- BANANAS --------------------------------------------------------------------------------
-def test_bananas_beats_random_and_never_repeats_itself() -> None:
-    bananas = {"name": "bananas", "ensemble": 3, "candidates": 40}
-    assert median_best(bananas, conditional, 25, range(3)) < median_best(
+SMAC_FAST = {"name": "smac", "members": 8, "random_candidates": 32, "starts": 3, "steps": 3}
+
+
+@pytest.mark.parametrize("spec", [{"name": "bananas", "ensemble": 3, "candidates": 40},
+                                  SMAC_FAST], ids=["bananas", "smac"])
+def test_model_based_beats_random_and_never_repeats_itself(spec: dict[str, Any]) -> None:
+    assert median_best(spec, conditional, 25, range(3)) < median_best(
         "random", conditional, 25, range(3))
-    study = tn.Study(objectives={"loss": "min"}, strategy=bananas, seed=1)
+    study = tn.Study(objectives={"loss": "min"}, strategy=spec, seed=1)
     study.optimize(conditional, trials=15)
     keys = [t.key for t in study.trials]
     assert len(set(keys)) == len(keys)
@@ -195,21 +199,6 @@ def test_bananas_rejects_bad_settings() -> None:
 
 
 # -- SMAC-like: surrogate + local search on the acquisition --------------------------------
-SMAC_FAST = {"name": "smac", "members": 8, "random_candidates": 32, "starts": 3, "steps": 3}
-
-
-def test_smac_beats_random_and_never_repeats_itself() -> None:
-    assert median_best(SMAC_FAST, conditional, 25, range(3)) < median_best(
-        "random", conditional, 25, range(3))
-    study = tn.Study(objectives={"loss": "min"}, strategy=SMAC_FAST, seed=1)
-    study.optimize(conditional, trials=15)
-    keys = [t.key for t in study.trials]
-    assert len(set(keys)) == len(keys)
-    strategy = study.strategy
-    first = strategy.ask(AskContext(number=15, seed=1))
-    again = strategy.ask(AskContext(number=15, seed=1, pending=[first]))
-    assert first and again and first != again  # a running architecture is not proposed again
-
 
 @pytest.mark.parametrize(("surrogate", "acquisition"), [("gp", "ucb"), ("ensemble", "its"),
                                                         ("forest", "mean")])
