@@ -1,28 +1,35 @@
 """One-shot search (DARTS, PC-DARTS, GDAS, SPOS, ENAS) against multi-trial search on MNIST-1D
 and digits, in the built-in ``cell`` space (NAS-Bench-201-like, one shared cell).
 
-For each dataset:
+For each dataset and seed:
 
 * **one standalone training** of a single candidate (every edge ``conv_3x3``) with the
   Trainer (``--epochs``): wall time and peak memory of a training step;
-* **each one-shot method** through ``tn.ModelSearch(strategy=method)``: the supernet search
-  (``--search-epochs``) plus the training of the derived architecture as the study's trial;
-  its wall time, the supernet's peak training-step memory (PC-DARTS: partial channels, the
-  memory-lean option), and the test accuracy of the derived architecture retrained on
-  train+val (``--epochs``);
+* **each one-shot method** through ``tn.ModelSearch(strategy=method)`` with the library's
+  default settings (only ``epochs`` and ``batch_size`` are set here): the supernet search
+  (``--search-epochs``) plus the training of the derived architecture as the study's trial; its
+  wall time, the supernet's peak training-step memory (PC-DARTS: partial channels, the
+  memory-lean option; ``darts`` is the same supernet without it), and the test accuracy of the
+  derived architecture retrained on train+val (``--epochs``, the same Trainer);
 * **multi-trial search** (``strategy="auto"``) through the same ``ModelSearch`` and Trainer,
-  for ``--budget-factor`` times the slowest one-shot method's time: for each one-shot method,
-  the multi-trial best (by validation accuracy) found within the **same** time and within
-  **five times** that time, each retrained on train+val and tested the same way.
+  for ``--budget-factor`` (5) times the slowest one-shot method's time: for each one-shot
+  method, the multi-trial best (by validation accuracy) among the trials finished within
+  **five times** that method's time, retrained on train+val and tested the same way.
 
 The goal the issue sets: a one-shot method within 1 point of the multi-trial best in at most a
-fifth of its time (the ``5x`` columns). Peak memory is that of one training step (forward and
-backward) at ``--batch-size``, measured by ``torchnas.evaluation._cost.peak_memory`` (an
-allocation tracker on CPU, exact at operator granularity). Timings depend on the machine's load:
-the load average is printed before and after; torch runs ``--threads`` threads.
+fifth of its time. With ``--seeds N`` the whole comparison runs for seeds 0..N-1 (each seed
+seeds the search, the data split of the supernet and the trainings) and a summary gives
+mean ± standard error over the seeds; ``--json FILE`` appends one record per dataset and seed,
+and ``--summarize FILE`` prints the summary of such records (runs of different seeds in
+parallel processes). Peak memory is that of one training step (forward and backward) at
+``--search-batch-size``, measured by ``torchnas.evaluation._cost.peak_memory`` (an allocation
+tracker on CPU, exact at operator granularity). Timings depend on the machine's load: the load
+average is printed before and after; torch runs ``--threads`` threads. Methods may carry
+settings to try other values: ``--methods "darts(arch_lr=0.01),spos"``.
 
     python benchmarks/oneshot.py [--datasets mnist1d,digits] [--methods darts,pc_darts,...]
-        [--epochs 10] [--search-epochs 10] [--budget-factor 5] [--channels 16] [--quick]
+        [--seeds 3] [--epochs 10] [--search-epochs 10] [--budget-factor 5] [--channels 16]
+        [--json FILE] [--summarize FILE] [--quick]
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import time
+from collections import defaultdict
 from typing import Any
 
 import torch
-from _common import machine_note, quiet, ratio, table
+from _common import fmt_mean_se, machine_note, mean_se, quiet, ratio, strategy_spec, table
 
 import torchnas as tn
 from torchnas.evaluation._cost import peak_memory
@@ -42,22 +51,23 @@ from torchnas.oneshot import training_memory
 
 METHODS = ("darts", "pc_darts", "gdas", "spos", "enas")
 CANDIDATE = {f"cell/edge_{j}_{i}": "conv_3x3" for j in range(1, 4) for i in range(j)}
-
-
 GUARDS = {"es": "early_stop", "aux": "aux_skip"}
 
 
 def method_spec(label: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The method's settings; ``darts+es`` / ``darts+aux`` add a collapse guard."""
-    name, _, guard = label.partition("+")
-    spec: dict[str, Any] = {"name": name, "epochs": args.search_epochs,
-                            "batch_size": args.search_batch_size}
+    """The method's settings: the library's defaults, the search epochs and batch size, and
+    what the label adds (``darts(arch_lr=0.01)``); ``darts+es`` / ``darts+aux`` add a
+    collapse guard."""
+    item, _, guard = label.partition("+")
+    found = strategy_spec(item)
+    spec: dict[str, Any] = {"name": found} if isinstance(found, str) else dict(found)
+    if spec["name"] not in tn.oneshot.available():
+        raise SystemExit(f"unknown one-shot method {spec['name']!r}; known: "
+                         f"{', '.join(tn.oneshot.available())}")
+    spec.setdefault("epochs", args.search_epochs)
+    spec.setdefault("batch_size", args.search_batch_size)
     if guard:
         spec["collapse_guard"] = GUARDS[guard]
-    if name in ("darts", "pc_darts", "gdas"):
-        spec["warmup_epochs"] = max(1, args.search_epochs // 5)
-    if name == "spos":
-        spec.update(population=12, generations=4, parents=4)
     return spec
 
 
@@ -65,44 +75,43 @@ def space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"channels": args.channels, "stages": 3}
 
 
-def standalone(data: tn.data.Data, args: argparse.Namespace) -> dict[str, float]:
+def standalone(data: tn.data.Data, args: argparse.Namespace, seed: int) -> dict[str, float]:
     """One training of one candidate: wall time and training-step memory."""
     space = tn.spaces.create("cell", input_shape=data.input_shape, num_classes=data.num_classes,
                              **space_kwargs(args))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = tn.build(space, CANDIDATE)
     x = torch.stack([torch.as_tensor(data.train[i][0]) for i in range(args.search_batch_size)])
     memory = peak_memory(model, x, backward=True)  # at the supernets' batch size
     tn.Trainer(epochs=1, batch_size=args.batch_size).fit(tn.build(space, CANDIDATE), data)  # warm
     start, cpu = time.perf_counter(), time.process_time()
-    metrics = tn.Trainer(epochs=args.epochs, batch_size=args.batch_size).fit(model, data)
+    metrics = tn.Trainer(epochs=args.epochs, batch_size=args.batch_size).fit(model, data,
+                                                                              seed=seed)
     return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
             "memory": memory, "val_accuracy": metrics["val_accuracy"],
             "params": metrics["params"]}
 
 
-def supernet_memory(name: str, data: tn.data.Data, args: argparse.Namespace) -> int:
+def supernet_memory(spec: dict[str, Any], data: tn.data.Data, args: argparse.Namespace) -> int:
     """A training step's peak memory of the method's supernet, in the mode it trains in."""
-    method, _ = tn.oneshot.resolve(method_spec(name, args))
+    method, _ = tn.oneshot.resolve(dict(spec))
     space = tn.spaces.create("cell", input_shape=data.input_shape, num_classes=data.num_classes,
                              **space_kwargs(args))
     net = method.supernet(space, data)
-    if name == "gdas":
+    if method.name == "gdas":
         net.state.set_mode("gumbel")
-    elif name in ("spos", "enas"):
-        import random
-
+    elif method.name in ("spos", "enas"):
         net.set_path(net.random_path(random.Random(0)))
     x = torch.stack([torch.as_tensor(data.train[i][0]) for i in range(args.search_batch_size)])
     return training_memory(net, x)
 
 
-def search(data: tn.data.Data, strategy: Any, args: argparse.Namespace,
+def search(data: tn.data.Data, strategy: Any, args: argparse.Namespace, seed: int,
            timeout: float | None = None) -> tn.ModelSearch:
     return tn.ModelSearch(space="cell", data=data, space_kwargs=space_kwargs(args),
                           trainer=tn.Trainer(epochs=args.epochs, batch_size=args.batch_size),
                           strategy=strategy, trials=None, timeout=timeout, storage=None,
-                          seed=args.seed, progress=False)
+                          seed=seed, progress=False)
 
 
 def test_accuracy(s: tn.ModelSearch, trial: tn.FrozenTrial) -> float:
@@ -110,8 +119,10 @@ def test_accuracy(s: tn.ModelSearch, trial: tn.FrozenTrial) -> float:
     return float(s.test_accuracy or math.nan)
 
 
-def run_oneshot(name: str, data: tn.data.Data, args: argparse.Namespace) -> dict[str, Any]:
-    s = search(data, method_spec(name, args), args)
+def run_oneshot(label: str, data: tn.data.Data, args: argparse.Namespace,
+                seed: int) -> dict[str, Any]:
+    spec = method_spec(label, args)
+    s = search(data, spec, args, seed)
     start, cpu = time.perf_counter(), time.process_time()
     study = s.run()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -122,7 +133,7 @@ def run_oneshot(name: str, data: tn.data.Data, args: argparse.Namespace) -> dict
             "test": test_accuracy(s, trial), "collapsed": result.collapse.collapsed,
             "stopped_at": result.collapse.stopped_at,
             "param_free": len(result.collapse.param_free),
-            "memory": supernet_memory(name, data, args)}
+            "memory": supernet_memory(spec, data, args)}
 
 
 def best_by(study: tn.Study, start: float, seconds: float) -> tn.FrozenTrial | None:
@@ -131,21 +142,23 @@ def best_by(study: tn.Study, start: float, seconds: float) -> tn.FrozenTrial | N
     return max(done, key=lambda t: t.metrics["val_accuracy"], default=None)
 
 
-def bench(dataset: str, args: argparse.Namespace) -> None:
+def bench(dataset: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The whole comparison on one dataset with one seed; prints its table, returns a record."""
     data = tn.data.load(dataset)
-    print(f"\n== {dataset}: {data}; cell space, channels {args.channels}, 3 stages; "
-          f"{args.epochs} training epochs, {args.search_epochs} search epochs")
-    single = standalone(data, args)
+    print(f"\n== {dataset}, seed {seed}: {data}; cell space, channels {args.channels}, 3 stages; "
+          f"{args.epochs} training epochs, {args.search_epochs} search epochs", flush=True)
+    single = standalone(data, args, seed)
     print(f"one standalone training of one candidate (all conv_3x3, {single['params']:,.0f} "
           f"params): {single['seconds']:.1f} s ({single['cpu']:.1f} s CPU), step memory "
           f"{single['memory'] / 2**20:.1f} MiB", flush=True)
     shots = {}
-    for name in args.methods:
-        shots[name] = out = run_oneshot(name, data, args)
-        print(f"  {name}: {out['seconds']:.1f} s (search {out['search_seconds']:.1f} s), test "
+    for label in args.methods:
+        shots[label] = out = run_oneshot(label, data, args, seed)
+        print(f"  {label}: {out['seconds']:.1f} s (search {out['search_seconds']:.1f} s), test "
               f"{out['test']:.4f}, derived {out['arch']}", flush=True)
-    budget = min(args.max_budget, args.budget_factor * max(o["seconds"] for o in shots.values()))
-    multi = search(data, "auto", args, timeout=budget)
+    wanted = args.budget_factor * max(o["seconds"] for o in shots.values())
+    budget = min(args.max_budget, wanted)
+    multi = search(data, "auto", args, seed, timeout=budget)
     start, cpu = time.time(), time.process_time()
     study = multi.run()
     multi_cpu = time.process_time() - cpu
@@ -162,38 +175,66 @@ def bench(dataset: str, args: argparse.Namespace) -> None:
         return tests[t.number]
 
     rows = []
-    for name, o in shots.items():
-        same = tested(best_by(study, start, o["seconds"]))
+    for label, o in shots.items():
         five = tested(best_by(study, start, 5 * o["seconds"]))
-        cut = "*" if 5 * o["seconds"] > budget else ""  # the multi-trial run was shorter
-        rows.append([name, f"{o['search_seconds']:.0f}",
+        o["cut"] = 5 * o["seconds"] > budget  # the multi-trial run was shorter
+        o["multi_5x"] = five
+        rows.append([label, f"{o['search_seconds']:.0f}",
                      ratio(o["search_seconds"], single["seconds"]),
                      f"{o['memory'] / 2**20:.1f}", ratio(o["memory"], single["memory"]),
                      f"{o['seconds']:.0f}", ratio(o["cpu"], single["cpu"]),
-                     f"{100 * o['test']:.1f}", f"{100 * same:.1f}",
-                     f"{100 * five:.1f}{cut}", f"{100 * (o['test'] - five):+.1f}",
+                     f"{100 * o['test']:.1f}", f"{100 * five:.1f}" + ("*" if o["cut"] else ""),
+                     f"{100 * (o['test'] - five):+.1f}",
                      f"{o['param_free']}/6" + (" collapsed" if o["collapsed"] else "")
                      + (f", stopped at {o['stopped_at']}" if o["stopped_at"] else "")])
-        o.update(multi_same=same, multi_5x=five)
-    best = tested(best_by(study, start, budget))
-    rows.append(["multi-trial (all)", "-", "-", f"{single['memory'] / 2**20:.1f}", "1.00",
-                 f"{budget:.0f}", ratio(multi_cpu, single["cpu"]), f"{100 * best:.1f}", "-",
-                 "-", "-", "-"])
     print(table(["method", "search s", "x single", "step MiB", "x single", "total s",
-                 "CPU x single", "test %", "multi same t", "multi 5x t", "vs 5x",
-                 "param-free wins"], rows))
+                 "CPU x single", "test %", "multi 5x t", "vs 5x", "param-free wins"], rows))
     print("search s: the supernet search; total s: search + training the derived architecture "
           "as the study's trial (what multi-trial time is compared with); CPU x single: total "
           "CPU time over the standalone training's (steadier than wall time on a shared "
-          "machine); step MiB: peak memory "
-          f"of one training step at batch {args.search_batch_size}; test %: after retraining on "
-          "train+val; * : the multi-trial run ended before 5x the method's time")
+          f"machine); step MiB: peak memory of one training step at batch "
+          f"{args.search_batch_size}; test %: after retraining on train+val; multi 5x t: the "
+          "multi-trial best within 5x the method's total time; * : the multi-trial run ended "
+          "before that (capped by --max-budget)", flush=True)
+    record = {"dataset": dataset, "seed": seed, "single": single, "oneshot": shots,
+              "budget": budget, "wanted_budget": wanted, "multi_cpu": multi_cpu,
+              "multi_complete": complete}
     if args.json:
-        record = {"dataset": dataset, "single": single, "oneshot": shots, "budget": budget,
-                  "multi_cpu": multi_cpu,
-                  "multi_complete": complete, "multi_best_test": best}
         with open(args.json, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
+    return record
+
+
+def summarize(records: list[dict[str, Any]]) -> None:
+    """Mean ± standard error over the seeds, per dataset and method."""
+    by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        for label, o in r["oneshot"].items():
+            by[r["dataset"]][label].append({**o, "single": r["single"]})
+    for dataset, methods in by.items():
+        rows = []
+        for label, runs in methods.items():
+            diff = [100 * (o["test"] - o["multi_5x"]) for o in runs]
+            met = sum(d >= -1.0 for d in diff)
+            cut = sum(bool(o.get("cut")) for o in runs)
+            rows.append([
+                label, str(len(runs)),
+                fmt_mean_se([o["search_seconds"] / o["single"]["seconds"] for o in runs]),
+                fmt_mean_se([o["seconds"] / o["single"]["seconds"] for o in runs]),
+                fmt_mean_se([o["memory"] / 2**20 for o in runs], 1),
+                fmt_mean_se([100 * o["test"] for o in runs]),
+                fmt_mean_se([100 * o["multi_5x"] for o in runs])
+                + (f" ({cut} cut)" if cut else ""),
+                fmt_mean_se(diff),
+                ("yes" if mean_se(diff)[0] >= -1.0 else "no") + f" ({met}/{len(runs)} seeds)"])
+        mine = [r for r in records if r["dataset"] == dataset]
+        single = [r["single"] for r in mine]
+        print(f"\n== summary, {dataset}: mean ± se over seeds {sorted(r['seed'] for r in mine)}; "
+              f"standalone training {fmt_mean_se([s['seconds'] for s in single], 1)} s, "
+              f"step memory {single[0]['memory'] / 2**20:.1f} MiB")
+        print(table(["method", "seeds", "search x single", "total x single", "step MiB",
+                     "test %", "multi-trial 5x %", "diff (points)", "goal met (mean >= -1)"],
+                    rows))
 
 
 def main() -> None:
@@ -206,24 +247,51 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--budget-factor", type=float, default=5.0,
                         help="multi-trial time = this x the slowest one-shot method's time")
-    parser.add_argument("--max-budget", type=float, default=900.0,
+    parser.add_argument("--max-budget", type=float, default=math.inf,
                         help="cap of the multi-trial time (a capped 5x column is starred)")
     parser.add_argument("--search-batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="append the figures to this JSON-lines file")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds seed, seed+1, ...")
+    parser.add_argument("--json", help="append one record per dataset and seed to this file")
+    parser.add_argument("--summarize", nargs="+", metavar="FILE",
+                        help="only print the summary of the records in these JSON-lines files")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 epochs, 2 search epochs, 8 channels, factor 2")
     args = parser.parse_args()
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.summarize:
+        records = []
+        for name in args.summarize:
+            with open(name, encoding="utf-8") as f:
+                records += [json.loads(line) for line in f if line.strip()]
+        summarize(records)
+        return
+    args.methods = split_methods(args.methods)
+    for label in args.methods:
+        method_spec(label, args)  # unknown names fail before any work
     if args.quick:
         args.epochs, args.search_epochs, args.channels, args.budget_factor = 2, 2, 8, 2.0
     torch.set_num_threads(args.threads)
     quiet()
-    print(f"before: {machine_note()}; torch threads {args.threads}")
-    for dataset in args.datasets.split(","):
-        bench(dataset.strip(), args)
+    print(f"before: {machine_note()}; torch threads {args.threads}", flush=True)
+    records = [bench(dataset.strip(), args, seed)
+               for seed in range(args.seed, args.seed + args.seeds)
+               for dataset in args.datasets.split(",")]
+    summarize(records)
     print(f"after: {machine_note()}")
+
+
+def split_methods(text: str) -> list[str]:
+    """A comma list whose items may hold commas in parentheses: ``darts(a=1,b=2),spos``."""
+    items, depth, item = [], 0, ""
+    for ch in text + ",":
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items += [item.strip()] if item.strip() else []
+            item = ""
+        else:
+            item += ch
+    return items
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ penalty). Every method derives an architecture that ``tn.build`` rebuilds.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -62,7 +63,8 @@ def weight(result: tn.oneshot.OneShotResult, label: str, name: str) -> float:
 @pytest.mark.parametrize("order", [1, 2])
 def test_darts_finds_the_op_that_solves_the_task(order: int) -> None:
     data = signals()
-    result = quick(DARTS, order=order, arch_lr=0.05, epochs=6).search(conv_or_none, data, seed=0)
+    result = quick(DARTS, order=order, arch_lr=0.05, epochs=6, exclude_zero=False).search(
+        conv_or_none, data, seed=0)
     assert result.arch == {"op": "conv"}
     assert weight(result, "op", "conv") > 0.7
     losses = [h["val_loss"] for h in result.history]
@@ -74,7 +76,7 @@ def test_darts_finds_the_op_that_solves_the_task(order: int) -> None:
 
 def test_gdas_runs_one_path_per_step_and_learns() -> None:
     data = signals()
-    method = quick(GDAS, arch_lr=0.05, epochs=6)
+    method = quick(GDAS, arch_lr=0.05, epochs=6, exclude_zero=False)
     net = method.supernet(conv_or_none, data)
     calls = {"none": 0, "conv": 0, "passes": 0}
     for name, m in zip(("none", "conv"), net.mixed_ops()[0].candidates, strict=True):
@@ -94,7 +96,7 @@ def test_spos_trains_single_paths_then_evolves_with_recalibrated_batch_norm() ->
         return nn.Sequential(nn.Conv1d(1, 4, 1), hp.op("a", ops), hp.op("b", ops),
                              nn.Flatten(), nn.Linear(64, 2))
 
-    method = quick(SPOS, epochs=3, population=6, generations=3, parents=2)
+    method = quick(SPOS, epochs=3, population=6, generations=3, parents=2, exclude_zero=False)
     result = method.search(space, signals(), seed=1)
     generations = [h for h in result.history if "generation" in h]
     assert [h["generation"] for h in generations] == [1.0, 2.0, 3.0]
@@ -118,7 +120,8 @@ def test_batch_norm_recalibration_estimates_the_path_statistics() -> None:
 
 
 def test_enas_controller_learns_the_op_that_solves_the_task() -> None:
-    method = quick(ENAS, epochs=5, controller_steps=15, controller_lr=0.05, derive_samples=2)
+    method = quick(ENAS, epochs=5, controller_steps=15, controller_lr=0.05, derive_samples=2,
+                   exclude_zero=False)
     result = method.search(conv_or_none, signals(), seed=0)
     assert result.arch == {"op": "conv"}
     assert sum(result.alphas["op"].values()) == pytest.approx(1.0)
@@ -216,3 +219,29 @@ def test_costs_are_measured_per_candidate(metric: str) -> None:
     path = {"op": [1]}
     assert costs.of_path(path) == costs.low < costs.high
     assert costs.low <= float(costs.expected(net).detach()) <= costs.high
+
+
+def test_exclude_zero_never_derives_nor_samples_none() -> None:
+    """The default: ``none`` (an op whose output is all zeros) is never derived, even when its
+    logit is the highest, and single-path methods never draw it."""
+    data = signals(256)
+    net = DARTS().supernet(conv_or_none, data)
+    assert net.zero_candidates() == {"op": [0]}
+    with torch.no_grad():
+        net.choices["op"].logits.copy_(torch.tensor([5.0, 0.0]))
+    assert net.best_path() == {"op": [0]} and net.best_path(exclude_zero=True) == {"op": [1]}
+    rng = random.Random(0)
+    assert all(net.random_path(rng, exclude_zero=True) == {"op": [1]} for _ in range(20))
+    ctrl = ENAS().controller(net)
+    assert all(ctrl.sample()[0] == {"op": [1]} for _ in range(20))
+    for method in (quick(SPOS, epochs=1, population=2, generations=1, parents=1),
+                   quick(GDAS, epochs=1)):
+        assert method.search(conv_or_none, data).arch == {"op": "conv"}
+
+
+def test_warmup_defaults_to_a_fifth_of_the_epochs() -> None:
+    assert DARTS(epochs=10).warmup() == 2 and GDAS(epochs=4).warmup() == 0
+    assert DARTS(epochs=10, warmup_epochs=0).warmup() == 0
+    assert tn.oneshot.create("darts").arch_lr == 0.03 and tn.oneshot.create("gdas").arch_lr == 3e-3
+    with pytest.raises(tn.ConfigError, match="warmup_epochs"):
+        tn.oneshot.create("darts", warmup_epochs=-1)

@@ -10,6 +10,7 @@ standalone model.
 
 from torchnas.oneshot._base import OneShot, OneShotResult, SearchRun
 from torchnas.oneshot._batchnorm import batch_stats, recalibrate_bn
+from torchnas.oneshot._checkpoint import Cycle
 from torchnas.oneshot._collapse import CollapseReport, collapse_counts
 from torchnas.oneshot._darts import DARTS, PCDARTS
 from torchnas.oneshot._enas import ENAS, Controller
@@ -17,7 +18,7 @@ from torchnas.oneshot._gdas import GDAS
 from torchnas.oneshot._mixed import ArchState, MixedInput, MixedOp
 from torchnas.oneshot._penalty import CostModel, training_memory
 from torchnas.oneshot._registry import available, create, is_method, resolve
-from torchnas.oneshot._search import record_path, run_search
+from torchnas.oneshot._search import checkpoint_path, record_path, run_search
 from torchnas.oneshot._spos import SPOS
 from torchnas.oneshot._supernet import Supernet, SupernetHP, check_arch
 
@@ -30,6 +31,7 @@ __all__ = [
     "ArchState",
     "CollapseReport",
     "Controller",
+    "Cycle",
     "CostModel",
     "MixedInput",
     "MixedOp",
@@ -41,6 +43,7 @@ __all__ = [
     "available",
     "batch_stats",
     "check_arch",
+    "checkpoint_path",
     "collapse_counts",
     "create",
     "is_method",

@@ -2,36 +2,28 @@
 
 A method is a keyword-only dataclass (the constructor is the config) with one entry point,
 :meth:`OneShot.search`, and one method to implement, :meth:`OneShot.fit`, which trains a
-:class:`~torchnas.oneshot.Supernet` and returns the chosen path. The training split is cut in
-two: weights train on one half, architecture decisions are made on the other (DARTS' split);
-``data.val`` is only watched (history) and ``data.test`` never touched.
+:class:`~torchnas.oneshot.Supernet` and returns the chosen path. The search's state lives in a
+:class:`SearchRun` (``_run.py``); with a ``checkpoint`` file it is saved after every epoch and a
+search started again resumes from it (``_checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import Dataset, Subset
 
 from torchnas.data import Data
-from torchnas.evaluation._loop import Batches
-from torchnas.oneshot._batchnorm import batch_stats
 from torchnas.oneshot._collapse import GUARDS, CollapseReport
-from torchnas.oneshot._penalty import METRICS, CostModel
+from torchnas.oneshot._penalty import METRICS
+from torchnas.oneshot._run import OnEpoch, SearchRun, jsonable
 from torchnas.oneshot._supernet import SpaceFn, Supernet, check_arch
 
 __all__ = ["OneShot", "OneShotResult", "SearchRun"]
-
-OnEpoch = Callable[[int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -67,102 +59,6 @@ class OneShotResult:
         return out
 
 
-class SearchRun:
-    """The state of one search: the supernet, the data halves, the clock, the history."""
-
-    def __init__(self, method: OneShot, net: Supernet, data: Data, seed: int,
-                 device: torch.device, deadline: float | None, on_epoch: OnEpoch | None) -> None:
-        self.method, self.net, self.data, self.device = method, net, data, device
-        self.deadline, self.on_epoch = deadline, on_epoch
-        self.started = time.perf_counter()
-        self.rng = random.Random(seed)
-        self.generator = torch.Generator().manual_seed(seed)
-        n = len(data.train)  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=self.generator).tolist()
-        cut = min(n - 1, max(1, round(n * (1 - method.arch_fraction))))
-        self.halves: dict[str, Dataset[Any]] = {
-            "weights": Subset(data.train, order[:cut]), "arch": Subset(data.train, order[cut:])}
-        self.history: list[dict[str, float]] = []
-        self.counts: list[int] = []
-        self.stopped_at: int | None = None
-        self.extra: dict[str, Any] = {}  # what a method keeps for its result (controller, ...)
-        self.cost = CostModel(net, method.cost_metric, device) if method.cost_needed() else None
-
-    def batches(self, half: str, shuffle: bool = True, batch_size: int | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass over a half (``"weights"``, ``"arch"``) or ``"val"``; no batch of one."""
-        ds = self.data.val if half == "val" else self.halves[half]
-        size = batch_size or self.method.batch_size
-        for x, y in Batches(ds, size, self.device, generator=self.generator if shuffle else None):
-            if len(y) > 1:
-                yield x, y.long()
-
-    def cycle(self, half: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless shuffled batches of a half."""
-        while True:
-            yield from self.batches(half)
-
-    def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.halves["weights"]) / self.method.batch_size))  # type: ignore[arg-type]
-
-    def weight_optimizer(self) -> tuple[torch.optim.Optimizer, Any]:
-        """SGD with momentum over the weights, cosine-annealed over the whole search."""
-        m = self.method
-        opt = torch.optim.SGD(self.net.weight_parameters(), lr=m.lr, momentum=m.momentum,
-                              weight_decay=m.weight_decay)
-        total = m.epochs * self.steps_per_epoch()
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=m.lr * 0.01)
-        return opt, sched
-
-    def weight_step(self, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,
-                    y: torch.Tensor) -> float:
-        """One step on the weights (architecture logits untouched)."""
-        weights = self.net.weight_parameters()
-        loss = F.cross_entropy(self.net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=weights)
-        if self.method.grad_clip is not None:
-            nn.utils.clip_grad_norm_(weights, self.method.grad_clip)
-        opt.step()
-        sched.step()
-        return float(loss.detach())
-
-    def penalty(self) -> torch.Tensor | float:
-        """The hardware-cost term of the architecture loss (0 without ``cost_weight``)."""
-        m = self.method
-        if self.cost is None or not m.cost_weight:
-            return 0.0
-        return self.cost.penalty(self.net, m.cost_weight, m.cost_target)
-
-    def evaluate(self, half: str = "val", max_samples: int | None = None,
-                 batch_norm: str = "running") -> dict[str, float]:
-        """Accuracy and loss of the supernet as it is (mode, path) on a half or on val, with
-        batch norm's ``"running"`` statistics or the ``"batch"``'s (see :func:`batch_stats`)."""
-        correct, loss, seen = 0, 0.0, 0
-        with batch_stats(self.net, batch_norm == "batch"):
-            for x, y in self.batches(half, shuffle=False, batch_size=512):
-                out = self.net(x)
-                loss += float(F.cross_entropy(out, y, reduction="sum"))
-                correct += int((out.argmax(1) == y).sum())
-                seen += len(y)
-                if max_samples is not None and seen >= max_samples:
-                    break
-        return {"accuracy": correct / max(seen, 1), "loss": loss / max(seen, 1)}
-
-    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Records an epoch's metrics (with time and cost) and reports them."""
-        row = {"epoch": float(epoch), **metrics,
-               "seconds": time.perf_counter() - self.started}
-        if self.cost is not None:
-            row["expected_cost"] = float(self.cost.expected(self.net).detach())
-        self.history.append(row)
-        if self.on_epoch is not None:
-            self.on_epoch(epoch, dict(row))
-
-    def timed_out(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
-
-
 @dataclass(kw_only=True)
 class OneShot:
     """Base class of the one-shot methods; every setting is a keyword argument.
@@ -178,6 +74,9 @@ class OneShot:
         cost_target: with it, only a cost above it is penalized (SPOS: a hard limit).
         collapse_threshold: the share of op labels won by parameter-free operations above
             which the search counts as collapsed.
+        exclude_zero: never derive (nor, for SPOS and ENAS, sample) an op candidate whose
+            output is all zeros (``none``), as DARTS derives its cells: an edge of zeros
+            only removes a connection, and its weight in the mix says little about that.
         fixed: values of labels not to search; other value decisions take their default.
         device: ``"auto"`` (CUDA when available), or a torch device.
     """
@@ -195,6 +94,7 @@ class OneShot:
     cost_metric: str = "params"
     cost_target: float | None = None
     collapse_threshold: float = 0.5
+    exclude_zero: bool = True
     fixed: dict[str, Any] | None = None
     device: str = "auto"
 
@@ -239,7 +139,8 @@ class OneShot:
 
     def search(self, space_fn: SpaceFn, data: Data, *, seed: int = 0,
                deadline: float | None = None, on_epoch: OnEpoch | None = None,
-               net: Supernet | None = None) -> OneShotResult:
+               net: Supernet | None = None, checkpoint: str | Path | None = None
+               ) -> OneShotResult:
         """Searches ``space_fn`` on ``data``; returns the derived architecture and the rest.
 
         Args:
@@ -249,6 +150,8 @@ class OneShot:
             deadline: a ``time.monotonic()`` time after which no new epoch starts.
             on_epoch: called as ``on_epoch(epoch, metrics)`` after each epoch.
             net: a supernet to search instead of building one (tests, warm starts).
+            checkpoint: a file for the supernet's state, saved after every epoch; a search
+                started again with the same file, settings, seed and space resumes from it.
         """
         self.check()
         dev = _device(self.device)
@@ -257,7 +160,9 @@ class OneShot:
             torch.manual_seed(seed)
             net = net if net is not None else self.supernet(space_fn, data, seed)
             net.to(dev)
-            run = SearchRun(self, net, data, seed, dev, deadline, on_epoch)
+            run = SearchRun(self, net, data, seed, dev, deadline, on_epoch,
+                            None if checkpoint is None else Path(checkpoint))
+            run.started = start
             path = self.fit(run)
             arch = net.arch(path)
             check_arch(space_fn, arch)  # inside: building it draws from the forked stream
@@ -266,15 +171,10 @@ class OneShot:
                                    run.counts)
         cost = {} if run.cost is None else {run.cost.metric: run.cost.of_path(path)}
         return OneShotResult(self.name, arch, self.alphas(run), run.history, report,
-                             time.perf_counter() - start, cost, _jsonable(self.get_params()))
+                             run.seconds(), cost, jsonable(self.get_params()))
 
 
 def _device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (int, float, str, bool, type(None), dict, list)) else str(v)
-            for k, v in params.items()}

@@ -27,15 +27,28 @@ class Differentiable(OneShot):
 
     Args:
         arch_lr, arch_weight_decay: Adam on the architecture logits (betas 0.5, 0.999).
-        warmup_epochs: epochs that train the weights only, before the logits move.
+        warmup_epochs: epochs that train the weights only, before the logits move
+            (``None``: a fifth of the epochs, rounded down; early on, the parameter-free
+            candidates that train fastest would win the logits' first moves).
         collapse_guard: ``None``, ``"early_stop"`` (DARTS+) or ``"aux_skip"`` (DARTS-).
     """
 
     mode: ClassVar[str] = "softmax"
     arch_lr: float = 3e-3
     arch_weight_decay: float = 1e-3
-    warmup_epochs: int = 0
+    warmup_epochs: int | None = None
     collapse_guard: str | None = None
+
+    def warmup(self) -> int:
+        """The warm-up epochs (``warmup_epochs`` resolved)."""
+        return self.epochs // 5 if self.warmup_epochs is None else self.warmup_epochs
+
+    def check(self) -> None:
+        super().check()
+        w = self.warmup_epochs
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
+            raise ValueError(f"{self.name}: warmup_epochs must be None or an integer >= 0, "
+                             f"got {w!r}")
 
     def begin_epoch(self, run: SearchRun, epoch: int) -> None:
         """Per-epoch schedules: the auxiliary skip's weight decays linearly from 1 to 0."""
@@ -66,10 +79,15 @@ class Differentiable(OneShot):
         a_opt = torch.optim.Adam(net.arch_parameters(), lr=self.arch_lr, betas=(0.5, 0.999),
                                  weight_decay=self.arch_weight_decay)
         arch_batches = run.cycle("arch")
+        parts = {"weight_optimizer": w_opt, "schedule": sched, "arch_optimizer": a_opt,
+                 "arch_batches": arch_batches}
+        done, _ = run.resume(parts)
         before = [a.detach().clone() for a in net.arch_parameters()]
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(done + 1, self.epochs + 1):
+            if run.stopped_at is not None:  # a resumed search that had stopped early
+                break
             self.begin_epoch(run, epoch)
-            searching = epoch > self.warmup_epochs
+            searching = epoch > self.warmup()
             train_loss = arch_loss = 0.0
             steps = 0
             for xw, yw in run.batches("weights"):
@@ -79,7 +97,7 @@ class Differentiable(OneShot):
                     arch_loss += self.arch_step(run, a_opt, xw, yw, xa, ya, lr)
                 train_loss += run.weight_step(w_opt, sched, xw, yw)
                 steps += 1
-            path = net.best_path()
+            path = net.best_path(self.exclude_zero)
             free, _, n = collapse_counts(net, path)
             run.counts.append(len(free))
             run.end_epoch(epoch, {"train_loss": train_loss / max(steps, 1),
@@ -91,12 +109,14 @@ class Differentiable(OneShot):
                 with torch.no_grad():
                     for a, b in zip(net.arch_parameters(), before, strict=True):
                         a.copy_(b)
+                run.save(epoch, parts)
                 break
             before = [a.detach().clone() for a in net.arch_parameters()]
+            run.save(epoch, parts)
             if run.timed_out():
                 break
         net.state.aux_skip = 0.0
-        return net.best_path()
+        return net.best_path(self.exclude_zero)
 
 
 @dataclass(kw_only=True)
@@ -105,6 +125,8 @@ class DARTS(Differentiable):
 
     Args:
         order: 1 (first-order approximation) or 2 (unrolled, second order).
+        arch_lr: Adam's learning rate on the logits; 0.03, ten times GDAS' (a search of a
+            few epochs moves the logits too little at 3e-3 to tell candidates apart).
 
     Example:
         >>> import torchnas as tn
@@ -117,6 +139,7 @@ class DARTS(Differentiable):
 
     name: ClassVar[str] = "darts"
     order: int = 1
+    arch_lr: float = 0.03
 
     def check(self) -> None:
         super().check()

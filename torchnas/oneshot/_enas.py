@@ -32,11 +32,14 @@ class Controller(nn.Module):
     Args:
         choices: ``(label, number of candidates, k)`` for each searched label.
         hidden: the LSTM's width.
+        banned: ``{label: indices}`` never sampled.
     """
 
-    def __init__(self, choices: list[tuple[str, int, int]], hidden: int = 32) -> None:
+    def __init__(self, choices: list[tuple[str, int, int]], hidden: int = 32,
+                 banned: dict[str, list[int]] | None = None) -> None:
         super().__init__()
         self.choices = choices
+        self.banned = dict(banned or {})
         self.offsets = [sum(n for _, n, _ in choices[:i]) for i in range(len(choices))]
         self.embed = nn.Embedding(sum(n for _, n, _ in choices) + 1, hidden)
         self.cell = nn.LSTMCell(hidden, hidden)
@@ -57,9 +60,9 @@ class Controller(nn.Module):
             for _ in range(k):
                 state = self.cell(self.embed(token), state)
                 logits = head(state[0])[0]
-                if picked:
+                if picked or label in self.banned:
                     mask = torch.zeros(n, dtype=torch.bool, device=device)
-                    mask[picked] = True
+                    mask[picked + self.banned.get(label, [])] = True
                     logits = logits.masked_fill(mask, float("-inf"))
                 probs = torch.softmax(logits, -1)
                 if greedy:
@@ -97,7 +100,7 @@ class ENAS(OneShot):
 
     def controller(self, net: Supernet) -> Controller:
         return Controller([(label, len(c.names), c.k) for label, c in net.choices.items()],
-                          self.hidden)
+                          self.hidden, net.zero_candidates() if self.exclude_zero else None)
 
     def reward(self, run: SearchRun, path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
         run.net.set_path(path)
@@ -115,8 +118,11 @@ class ENAS(OneShot):
         c_opt = torch.optim.Adam(ctrl.parameters(), lr=self.controller_lr)
         opt, sched = run.weight_optimizer()
         arch_batches = run.cycle("arch")
-        baseline: float | None = None
-        for epoch in range(1, self.epochs + 1):
+        parts = {"controller": ctrl, "controller_optimizer": c_opt, "weight_optimizer": opt,
+                 "schedule": sched, "arch_batches": arch_batches}
+        done, saved = run.resume(parts)
+        baseline: float | None = saved.get("baseline")
+        for epoch in range(done + 1, self.epochs + 1):
             net.train()
             total, steps = 0.0, 0
             for x, y in run.batches("weights"):
@@ -138,6 +144,7 @@ class ENAS(OneShot):
                 rewards.append(reward)
             run.end_epoch(epoch, {"train_loss": total / max(steps, 1),
                                   "reward": sum(rewards) / max(len(rewards), 1)})
+            run.save(epoch, parts, {"baseline": baseline})
             if run.timed_out():
                 break
         return self.derive(run, ctrl)

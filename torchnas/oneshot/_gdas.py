@@ -45,7 +45,7 @@ class GDAS(Differentiable):
     def val_metrics(self, run: SearchRun) -> dict[str, float]:
         """The supernet's accuracy on ``data.val`` along the currently preferred path."""
         net = run.net
-        net.set_path(net.best_path())
+        net.set_path(net.best_path(self.exclude_zero))
         try:
             val = run.evaluate("val")
         finally:

@@ -7,7 +7,9 @@ and ``study.tell``: the trial looks like any multi-trial one (its metrics gain
 ``search_seconds``). Beside a SQLite storage ``runs/x.db`` the search's result is written to
 ``runs/x.<study>.oneshot.json``: the method and its settings, the architecture, the
 architecture weights (``alphas``), the history and the collapse report. A search whose file and
-complete trial exist is not run again (resume).
+complete trial exist is not run again (resume). While it runs, the supernet's state is saved
+after every epoch to ``runs/x.<study>.supernet.pt`` (:func:`checkpoint_path`): a search that is
+killed goes on from its last finished epoch when run again, instead of starting over.
 """
 
 from __future__ import annotations
@@ -31,19 +33,29 @@ if TYPE_CHECKING:
     from torchnas.model_search import ModelSearch
     from torchnas.study import Study
 
-__all__ = ["record_path", "run_search"]
+__all__ = ["checkpoint_path", "record_path", "run_search"]
 
 log = logging.getLogger("torchnas")
+
+
+def _beside(storage: Any, study_name: str, suffix: str) -> Path | None:
+    if not isinstance(storage, (str, Path)) or str(storage) in ("", ":memory:"):
+        return None
+    path = Path(str(storage).removeprefix("sqlite:///"))
+    name = re.sub(r"[^\w.-]", "_", study_name)
+    return path.with_name(f"{path.stem}.{name}.{suffix}")
 
 
 def record_path(storage: Any, study_name: str) -> Path | None:
     """Where the result of a one-shot search of ``study_name`` is written (``None`` without a
     storage file)."""
-    if not isinstance(storage, (str, Path)) or str(storage) in ("", ":memory:"):
-        return None
-    path = Path(str(storage).removeprefix("sqlite:///"))
-    name = re.sub(r"[^\w.-]", "_", study_name)
-    return path.with_name(f"{path.stem}.{name}.oneshot.json")
+    return _beside(storage, study_name, "oneshot.json")
+
+
+def checkpoint_path(storage: Any, study_name: str) -> Path | None:
+    """Where the supernet of a one-shot search of ``study_name`` is saved after every epoch
+    (``None`` without a storage file)."""
+    return _beside(storage, study_name, "supernet.pt")
 
 
 def _resumed(study: Study, path: Path | None) -> OneShotResult | None:
@@ -113,7 +125,8 @@ def run_search(search: ModelSearch) -> OneShotResult:
                 print(f"{method.name} epoch {epoch}/{method.epochs}: {shown}", flush=True)
 
         result = method.search(search.space_fn, search.dataset, seed=search.seed,
-                               deadline=deadline, on_epoch=on_epoch)
+                               deadline=deadline, on_epoch=on_epoch,
+                               checkpoint=checkpoint_path(search.storage, study.name))
         if search.progress:
             print(f"{method.name}: derived {result.arch} in {result.seconds:.1f}s; "
                   f"{result.collapse}", flush=True)

@@ -59,14 +59,17 @@ class SPOS(OneShot):
     def fit(self, run: SearchRun) -> Path:
         net = run.net
         opt, sched = run.weight_optimizer()
+        parts = {"weight_optimizer": opt, "schedule": sched}
+        done, _ = run.resume(parts)
         net.train()
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(done + 1, self.epochs + 1):
             total, steps = 0.0, 0
             for x, y in run.batches("weights"):
-                net.set_path(net.random_path(run.rng))
+                net.set_path(net.random_path(run.rng, self.exclude_zero))
                 total += run.weight_step(opt, sched, x, y)
                 steps += 1
             run.end_epoch(epoch, {"train_loss": total / max(steps, 1)})
+            run.save(epoch, parts)
             if run.timed_out():
                 break
         return self.evolve(run)
@@ -97,7 +100,7 @@ class SPOS(OneShot):
 
         tries = 0
         while len(scores) < self.population and tries < 20 * self.population:
-            add(net.random_path(rng))
+            add(net.random_path(rng, self.exclude_zero))
             tries += 1
         for generation in range(1, self.generations):
             if run.timed_out():
@@ -130,7 +133,7 @@ class SPOS(OneShot):
         return best
 
     def mutate(self, run: SearchRun, path: Path) -> Path:
-        fresh = run.net.random_path(run.rng)
+        fresh = run.net.random_path(run.rng, self.exclude_zero)
         child = {k: list(fresh[k]) if run.rng.random() < self.mutation_prob else list(v)
                  for k, v in path.items()}
         if child == path:  # change at least one label

@@ -187,15 +187,38 @@ class Supernet(nn.Module):
                                 strict=True))
                 for label, c in self.choices.items()}
 
-    def best_path(self) -> dict[str, list[int]]:
-        """The heaviest ``k`` candidates of each label."""
-        return {label: sorted(torch.topk(c.logits.detach(), c.k).indices.tolist())
+    def zero_candidates(self) -> dict[str, list[int]]:
+        """``{label: indices}`` of the op candidates whose output was all zeros when the
+        supernet was probed (``none``), for the labels that have other candidates."""
+        zero: dict[str, set[int]] = {}
+        for op in self.mixed_ops():
+            if self.choices[op.label].kind == "op":
+                zero.setdefault(op.label, set()).update(i for i, z in enumerate(op.zero) if z)
+        return {label: sorted(found) for label, found in zero.items()
+                if found and len(found) < len(self.choices[label].names)}
+
+    def allowed(self, exclude_zero: bool = False) -> dict[str, list[int]]:
+        """The candidate indices of each label a path may take (all, or all but the zero
+        candidates)."""
+        zero = self.zero_candidates() if exclude_zero else {}
+        return {label: [i for i in range(len(c.names)) if i not in zero.get(label, ())]
                 for label, c in self.choices.items()}
 
-    def random_path(self, rng: random.Random) -> dict[str, list[int]]:
-        """One uniform draw per label (SPOS)."""
-        return {label: sorted(rng.sample(range(len(c.names)), c.k))
-                for label, c in self.choices.items()}
+    def best_path(self, exclude_zero: bool = False) -> dict[str, list[int]]:
+        """The heaviest ``k`` candidates of each label (with ``exclude_zero``, never a
+        candidate that outputs zeros: DARTS' derivation)."""
+        out = {}
+        for label, allowed in self.allowed(exclude_zero).items():
+            c = self.choices[label]
+            logits = c.logits.detach()[allowed]
+            out[label] = sorted(allowed[i] for i in torch.topk(logits, c.k).indices.tolist())
+        return out
+
+    def random_path(self, rng: random.Random, exclude_zero: bool = False
+                    ) -> dict[str, list[int]]:
+        """One uniform draw per label (SPOS), among :meth:`allowed` candidates."""
+        return {label: sorted(rng.sample(allowed, self.choices[label].k))
+                for label, allowed in self.allowed(exclude_zero).items()}
 
     def set_path(self, path: Mapping[str, Sequence[int]]) -> None:
         """Path mode on the given candidate indices (one list per searched label)."""
