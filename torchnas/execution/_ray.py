@@ -24,7 +24,7 @@ from torchnas._errors import ConfigError
 from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._process import check_recycle_mb
-from torchnas.execution._protocol import recv
+from torchnas.execution._protocol import recv, send
 from torchnas.execution._worker import ray_main
 
 if TYPE_CHECKING:
@@ -167,6 +167,11 @@ class _RayHandle(Handle):
     def kill(self) -> None:
         self.closed = True
         if self.conn is not None:
+            # an idle worker ends its own process: a task that returned, or one that
+            # ray.cancel(force=True) reaches too late, would hand its process (grown memory
+            # and all) to the next task; a busy one is cancelled by force
+            with contextlib.suppress(OSError, ValueError):
+                send(self.conn, {"op": "exit"})
             self.conn.close()
             self.conn = None
         with contextlib.suppress(Exception):

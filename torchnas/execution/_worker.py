@@ -129,6 +129,9 @@ def serve(conn: Connection, objective: Callable[[Any], Any]) -> None:
             message = recv(conn)
         except (OSError, EOFError):
             return
+        if message.get("op") == "exit":  # retired for its memory: the process goes too
+            conn.close()
+            os._exit(0)
         if message.get("op") != "trial":
             return
         trial = RemoteTrial(link, int(message["number"]), message.get("budget"))
