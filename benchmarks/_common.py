@@ -30,6 +30,19 @@ def quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
+def split_items(text: str) -> list[str]:
+    """A comma list whose items may hold commas in parentheses: ``darts(a=1,b=2),spos``."""
+    items, depth, item = [], 0, ""
+    for ch in text + ",":
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items += [item.strip()] if item.strip() else []
+            item = ""
+        else:
+            item += ch
+    return items
+
+
 def strategy_names(requested: str | None, exclude: Sequence[str] = ("grid",)) -> list[str]:
     """The torchnas strategies to run: a comma list, or every registered one but ``exclude``.
 
@@ -39,14 +52,7 @@ def strategy_names(requested: str | None, exclude: Sequence[str] = ("grid",)) ->
     """
     known = tn.strategies.available()
     if requested:
-        names, depth, item = [], 0, ""
-        for ch in requested + ",":  # split on the commas outside parentheses
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            if ch == "," and depth == 0:
-                names += [item.strip()] if item.strip() else []
-                item = ""
-            else:
-                item += ch
+        names = split_items(requested)
         bad = [n for n in names if n.partition("(")[0] not in known]
         if bad:
             raise SystemExit(f"unknown strategies {bad}; registered: {', '.join(known)}")

@@ -43,7 +43,16 @@ from collections import defaultdict
 from typing import Any
 
 import torch
-from _common import fmt_mean_se, machine_note, mean_se, quiet, ratio, strategy_spec, table
+from _common import (
+    fmt_mean_se,
+    machine_note,
+    mean_se,
+    quiet,
+    ratio,
+    split_items,
+    strategy_spec,
+    table,
+)
 
 import torchnas as tn
 from torchnas.evaluation._cost import peak_memory
@@ -266,7 +275,7 @@ def main() -> None:
                 records += [json.loads(line) for line in f if line.strip()]
         summarize(records)
         return
-    args.methods = split_methods(args.methods)
+    args.methods = split_items(args.methods)
     for label in args.methods:
         method_spec(label, args)  # unknown names fail before any work
     if args.quick:
@@ -281,17 +290,6 @@ def main() -> None:
     print(f"after: {machine_note()}")
 
 
-def split_methods(text: str) -> list[str]:
-    """A comma list whose items may hold commas in parentheses: ``darts(a=1,b=2),spos``."""
-    items, depth, item = [], 0, ""
-    for ch in text + ",":
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            items += [item.strip()] if item.strip() else []
-            item = ""
-        else:
-            item += ch
-    return items
 
 
 if __name__ == "__main__":

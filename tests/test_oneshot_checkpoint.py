@@ -9,23 +9,11 @@ from typing import Any
 
 import pytest
 import torch
+from oneshot_helpers import Zero, signals
 from torch import nn
 
 import torchnas as tn
 from torchnas.oneshot import DARTS, ENAS, GDAS, SPOS, OneShot, OneShotResult, Supernet
-
-
-class Zero(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 0.0
-
-
-def signals(n: int = 384, seed: int = 0) -> tn.data.Data:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 16, generator=gen)
-    y = (x[:, 0, :8].sum(1) > x[:, 0, 8:].sum(1)).long()
-    cut = n * 3 // 4
-    return tn.data.from_tensors((x[:cut], y[:cut]), (x[cut:], y[cut:]))
 
 
 def space(hp: tn.HP) -> nn.Module:
@@ -81,7 +69,7 @@ def run(method: OneShot, data: tn.data.Data, **kw: Any) -> dict[str, Any]:
 ], ids=["darts", "darts2", "gdas", "spos", "enas"])
 def test_a_killed_search_resumes_to_the_same_final_state(method: OneShot,
                                                          tmp_path: Path) -> None:
-    data = signals()
+    data = signals(384)
     straight = run(method, data)
     ckpt = tmp_path / "s.supernet.pt"
     with pytest.raises(Kill):
@@ -95,7 +83,7 @@ def test_a_killed_search_resumes_to_the_same_final_state(method: OneShot,
 
 
 def test_a_finished_checkpoint_only_derives_again(tmp_path: Path) -> None:
-    data = signals()
+    data = signals(384)
     method = DARTS(epochs=2, batch_size=32)
     ckpt = tmp_path / "s.supernet.pt"
     first = run(method, data, checkpoint=ckpt)
@@ -107,7 +95,7 @@ def test_a_finished_checkpoint_only_derives_again(tmp_path: Path) -> None:
 
 def test_a_checkpoint_of_other_settings_is_not_used(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    data = signals()
+    data = signals(384)
     ckpt = tmp_path / "s.supernet.pt"
     run(DARTS(epochs=2, batch_size=32), data, checkpoint=ckpt)
     seen: list[int] = []
@@ -126,7 +114,7 @@ def test_model_search_resumes_a_killed_supernet_search(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Through ModelSearch: the checkpoint lies beside the storage; a search interrupted in
     its third epoch goes on from there and records one trial."""
-    data = signals()
+    data = signals(384)
     db = tmp_path / "runs" / "s.db"
     strategy = {"name": "darts", "epochs": 4, "batch_size": 32}
 
