@@ -26,7 +26,7 @@ from torchnas.space import HP
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
 
-__all__ = ["COST_DEFAULTS", "WARM_START_DEFAULTS", "ModelMetrics", "Rejected"]
+__all__ = ["COST_DEFAULTS", "WARM_START_DEFAULTS", "ModelMetrics", "Rejected", "parse_fidelity"]
 
 log = logging.getLogger("torchnas")
 
@@ -155,6 +155,23 @@ class ModelMetrics:
             study.enqueue(arch)
         log.info("warm start: %d of %d architectures queued by %s",
                  min(warm["top"], len(ranking)), len(ranking), warm["proxy"])
+
+
+def parse_fidelity(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A search's ``fidelity`` checked, defaults filled in: ``{"width": w, "epochs": e or
+    None, "data": f}`` (width and data in (0, 1], epochs an integer >= 1)."""
+    out = _with_defaults("fidelity", given, {"width": 1.0, "epochs": None, "data": 1.0}, ())
+    for key, value in out.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key == "epochs" and value is not None:
+            if not (number and value == int(value) and value >= 1):
+                raise ConfigError(f"fidelity: epochs must be an integer >= 1, got {value!r}")
+            out[key] = int(value)
+        elif key != "epochs":
+            if not (number and 0 < value <= 1):
+                raise ConfigError(f"fidelity: {key} must be in (0, 1], got {value!r}")
+            out[key] = float(value)
+    return out
 
 
 def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],

@@ -8,7 +8,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,13 +15,12 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
-from torchnas._console import ProgressBar, leaderboard
+from torchnas._console import ProgressBar
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
-from torchnas._model_metrics import ModelMetrics, Rejected
+from torchnas._model_metrics import ModelMetrics, Rejected, parse_fidelity
 from torchnas._objectives import parse_constraints, parse_objectives
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._search_results import SearchResults
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
-from torchnas.export import save_model
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
 from torchnas.strategies import Strategy, derive_seed, resolve
@@ -35,7 +33,7 @@ log = logging.getLogger("torchnas")
 SpaceFn = Callable[[HP], nn.Module]
 
 
-class ModelSearch:
+class ModelSearch(SearchResults):
     """Searches architectures of a space on a dataset, then hands back the best model.
 
     The constructor is the config (the YAML file of ``torchnas search`` holds these keywords);
@@ -215,24 +213,7 @@ class ModelSearch:
     @functools.cached_property
     def _fidelity(self) -> dict[str, Any]:
         """``fidelity``, checked: ``{"width": w, "epochs": e or None, "data": f}``."""
-        given = self.fidelity or {}
-        if not isinstance(given, Mapping):
-            raise ConfigError(f"fidelity must be a mapping such as {{'width': 0.5}}, "
-                              f"got {given!r}")
-        out: dict[str, Any] = {"width": 1.0, "epochs": None, "data": 1.0}
-        for key, value in given.items():
-            if key not in out:
-                near = difflib.get_close_matches(str(key), list(out), n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise ConfigError(f"fidelity: unknown key {key!r}{hint} (valid: width, epochs, "
-                                  "data)")
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if key == "epochs" and not (number and value == int(value) and value >= 1):
-                raise ConfigError(f"fidelity: epochs must be an integer >= 1, got {value!r}")
-            if key != "epochs" and not (number and 0 < value <= 1):
-                raise ConfigError(f"fidelity: {key} must be in (0, 1], got {value!r}")
-            out[key] = int(value) if key == "epochs" else float(value)
-        return out
+        return parse_fidelity(self.fidelity)
 
     def _trial_trainer(self) -> Trainer:
         """The trainer of the trials (the fidelity's epochs, when given)."""
@@ -427,77 +408,6 @@ class ModelSearch:
         if self.study is None:
             self.study = self.make_study()
         return self.study
-
-    @property
-    def best_trial(self) -> FrozenTrial:
-        """The best trial by the first objective (the front's first for several objectives)."""
-        study = self._study()
-        if len(study.objectives) == 1:
-            return study.best_trial
-        front = study.pareto_front()
-        if not front:
-            raise ValueError(f"study {study.name!r} has no complete feasible trial yet")
-        return front[0]
-
-    def leaderboard(self, top: int = 10) -> str:
-        """The best trials as a table."""
-        study = self._study()
-        ranked = study._ranked()
-        states = [t.state for t in study.trials]
-        counts = ", ".join(f"{states.count(s)} {s.value}" for s in TrialState if states.count(s))
-        head = f"Leaderboard of {study.name!r} ({counts})"
-        return head + "\n" + leaderboard(ranked, study.objectives, top=top)
-
-    def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
-        """The best architecture as a model.
-
-        With ``retrain`` it is trained on train+val (Keras Tuner style) and its test accuracy
-        is measured (``self.test_accuracy``): the test split is touched for this chosen model
-        only. Without, an untrained model of the architecture is returned.
-        """
-        chosen = trial or self.best_trial
-        seed = self._train_seed(chosen.number)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build(self.space_fn, chosen.arch)
-        if not retrain:
-            return model
-        trainer = self._trainer()
-        start = time.monotonic()
-        trainer.fit(model, self.dataset, params=chosen.arch, seed=seed, final=True)
-        if self.dataset.test is not None:
-            self.test_accuracy = trainer.evaluate(model, self.dataset.test)["accuracy"]
-            if self.progress:
-                print(f"Best trial {chosen.number} retrained on train+val in "
-                      f"{time.monotonic() - start:.1f}s: test accuracy {self.test_accuracy:.4f}",
-                      flush=True)
-        return model
-
-    def export(self, path: str | Path, model: nn.Module | None = None,
-               trial: FrozenTrial | None = None) -> Path:
-        """Writes the best model (or ``trial``'s; retrained unless ``model`` is given) to
-        ``path``, in the format its suffix names (:data:`torchnas.export.FORMATS`).
-
-        ``.pt``: weights, architecture JSON, space name and its arguments (read back with
-        :func:`torchnas.load_model`); ``.onnx`` (ONNX, ``torchnas[onnx]``), ``.pt2``
-        (``torch.export``) and ``.ts`` (TorchScript): programs with a dynamic batch dimension
-        that load without torchnas.
-        """
-        chosen = trial or self.best_trial
-        if model is None:
-            model = self.best_model(retrain=True, trial=chosen)
-        meta: dict[str, Any] = {"trial": chosen.number, "metrics": chosen.metrics,
-                                "input_shape": list(self.dataset.input_shape),
-                                "num_classes": self.dataset.num_classes}
-        if self.test_accuracy is not None:
-            meta["test_accuracy"] = self.test_accuracy
-        kwargs = dict(self.space_kwargs or {})
-        if self.space_name is not None:
-            kwargs.setdefault("input_shape", list(self.dataset.input_shape))
-            kwargs.setdefault("num_classes", self.dataset.num_classes)
-        example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
-        return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
-                          meta=meta, example_input=example)
 
 
 def _first_arch(info: SpaceInfo) -> dict[str, Any]:
