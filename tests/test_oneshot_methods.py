@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from oneshot_helpers import Zero, signals
+from helpers import Zero, signals
 from torch import nn
 
 import torchnas as tn

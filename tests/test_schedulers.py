@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
+from helpers import Items
 from torch import nn
-from torch.utils.data import Dataset
 
 import torchnas as tn
 from torchnas import schedulers
@@ -335,19 +335,6 @@ class Recorder(nn.Module):
         if self.training:
             self.batches.append(x[:, 0].long().tolist())
         return self.linear(x)
-
-
-class Items(Dataset[Any]):
-    """A plain Dataset, forcing the DataLoader path."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.inner[i]
 
 
 def indexed(n: int = 50) -> tn.data.Data:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import Items
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from torchnas import data as tdata
 from torchnas._errors import TrialPruned
@@ -57,19 +58,6 @@ class NaNModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1)) * float("nan")
-
-
-class Items(Dataset[Any]):
-    """A plain Dataset over a TensorDataset, forcing the DataLoader path."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.inner[i]
 
 
 def _metrics(result: dict[str, float]) -> dict[str, float]:

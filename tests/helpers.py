@@ -1,9 +1,12 @@
-"""Pieces the one-shot tests share: a zero op and a small signal dataset."""
+"""Pieces several test files share: a zero op, a small signal dataset, a plain Dataset."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 import torchnas as tn
 
@@ -22,3 +25,16 @@ def signals(n: int = 1024, seed: int = 0) -> tn.data.Data:
     y = (x[:, 0, :8].sum(1) > x[:, 0, 8:].sum(1)).long()
     cut = n * 3 // 4
     return tn.data.from_tensors((x[:cut], y[:cut]), (x[cut:], y[cut:]))
+
+
+class Items(Dataset[Any]):
+    """A plain Dataset over another (a TensorDataset), forcing the DataLoader path."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.inner[i]
