@@ -135,7 +135,7 @@ def test_collapse_is_detected_when_skips_take_over() -> None:
 
 def test_early_stop_guard_stops_before_the_collapse() -> None:
     data = signals()
-    method = quick(DARTS, arch_lr=0.3, epochs=6, collapse_guard="early_stop",
+    method = quick(DARTS, arch_lr=0.3, epochs=6, warmup_epochs=1, collapse_guard="early_stop",
                    collapse_threshold=0.0)
     net = method.supernet(skip_or_conv, data)
     rigged(net, "conv")
@@ -144,7 +144,7 @@ def test_early_stop_guard_stops_before_the_collapse() -> None:
     assert len(result.history) == result.collapse.stopped_at
     assert result.arch == {"e1": "conv", "e2": "conv"}  # from the epoch before the collapse
     assert not result.collapse.collapsed and result.collapse.guard == "early_stop"
-    unguarded = quick(DARTS, arch_lr=0.3, epochs=6, collapse_threshold=0.0)
+    unguarded = quick(DARTS, arch_lr=0.3, epochs=6, warmup_epochs=1, collapse_threshold=0.0)
     net = unguarded.supernet(skip_or_conv, data)
     rigged(net, "conv")
     assert unguarded.search(skip_or_conv, data, net=net).collapse.collapsed
@@ -226,8 +226,9 @@ def test_exclude_zero_never_derives_nor_samples_none() -> None:
         assert method.search(conv_or_none, data).arch == {"op": "conv"}
 
 
-def test_warmup_defaults_to_a_fifth_of_the_epochs() -> None:
-    assert DARTS(epochs=10).warmup() == 2 and GDAS(epochs=4).warmup() == 0
+def test_warmup_defaults_to_half_the_epochs() -> None:
+    assert DARTS(epochs=10).warmup() == 5 and GDAS(epochs=3).warmup() == 1
+    assert DARTS(epochs=1).warmup() == 0
     assert DARTS(epochs=10, warmup_epochs=0).warmup() == 0
     assert tn.oneshot.create("darts").arch_lr == 0.03 and tn.oneshot.create("gdas").arch_lr == 3e-3
     with pytest.raises(tn.ConfigError, match="warmup_epochs"):
