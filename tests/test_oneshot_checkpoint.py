@@ -63,10 +63,11 @@ def run(method: OneShot, data: tn.data.Data, **kw: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("method", [
     DARTS(epochs=4, batch_size=32, warmup_epochs=1),
     DARTS(epochs=3, batch_size=32, order=2),
+    DARTS(epochs=4, batch_size=32, warmup_epochs=1, amp="float16"),
     GDAS(epochs=4, batch_size=32),
     SPOS(epochs=4, batch_size=32, population=4, generations=2, parents=2),
     ENAS(epochs=4, batch_size=32, controller_steps=3, derive_samples=2),
-], ids=["darts", "darts2", "gdas", "spos", "enas"])
+], ids=["darts", "darts2", "darts-fp16", "gdas", "spos", "enas"])
 def test_a_killed_search_resumes_to_the_same_final_state(method: OneShot,
                                                          tmp_path: Path) -> None:
     data = signals(384)

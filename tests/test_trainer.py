@@ -164,6 +164,7 @@ def test_final_trains_on_train_and_val(digits: tdata.Data) -> None:
         ({"grad_clip": float("nan")}, "grad_clip"),
         ({"device": "tpu"}, "device must be"),
         ({"num_workers": -1}, "num_workers"),
+        ({"amp": "bf16"}, "amp must be True, False or one of"),
     ],
 )
 def test_bad_arguments_fail_before_training(
@@ -187,6 +188,38 @@ def test_other_settings_train(digits: tdata.Data) -> None:
     adamw = Trainer(epochs=4, optimizer="adamw", lr=1e-2, weight_decay=0.01)
     assert adamw.fit(mlp(), digits)["val_accuracy"] > 0.8  # 0.88 to 0.90 over seeds
     assert repr(trainer).startswith("Trainer(epochs=4, optimizer='sgd'")
+
+
+def dtypes_seen(model: nn.Module) -> list[torch.dtype]:
+    """Records the output type of each of ``model``'s Linear layers, in training mode."""
+    seen: list[torch.dtype] = []
+
+    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+        if module.training:
+            seen.append(out.dtype)
+
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.register_forward_hook(hook)
+    return seen
+
+
+@pytest.mark.parametrize("amp", ["bfloat16", "float16"])
+def test_named_amp_types_autocast_on_cpu_and_still_learn(digits: tdata.Data, amp: str) -> None:
+    model = mlp()
+    seen = dtypes_seen(model)
+    # float16 runs through the gradient scaler and its unscaling before clipping
+    result = Trainer(epochs=6, batch_size=64, lr=1e-2, amp=amp, grad_clip=5.0).fit(model, digits)
+    assert set(seen) == {getattr(torch, amp)}
+    assert result["val_accuracy"] > 0.85  # 0.94 to 0.95 over seeds, as in full precision
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
+
+
+def test_amp_true_is_full_precision_off_cuda(digits: tdata.Data) -> None:
+    model = mlp()
+    seen = dtypes_seen(model)
+    Trainer(epochs=1, amp=True, device="cpu").fit(model, digits)
+    assert seen and set(seen) == {torch.float32}
 
 
 def test_trailing_batch_of_one_with_batchnorm() -> None:

@@ -42,7 +42,10 @@ class Trainer:
         momentum: Momentum of SGD.
         lr_schedule: ``"cosine"`` (per step, down to 0) or ``"constant"``.
         device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
-        amp: Use mixed precision on CUDA.
+        amp: Mixed precision: ``True`` on CUDA only (bfloat16 where the GPU supports it, else
+            float16 with a gradient scaler), ``False`` never, or ``"bfloat16"`` /
+            ``"float16"`` autocast to that type on any device (CPUs with bfloat16 units
+            train faster with it; ``"float16"`` adds the gradient scaler).
         seed: Seed of shuffling and of random layers (dropout); None for fresh randomness.
         grad_clip: Maximum gradient norm, or None.
         label_smoothing: Label smoothing of the training loss.
@@ -82,7 +85,8 @@ class Trainer:
     def __init__(
         self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
         lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
-        lr_schedule: str = "cosine", device: str | torch.device = "auto", amp: bool = True,
+        lr_schedule: str = "cosine", device: str | torch.device = "auto",
+        amp: bool | str = True,
         seed: int | None = 0, grad_clip: float | None = None, label_smoothing: float = 0.0,
         num_workers: int = 0, budget: str = "epochs", threads: int | None = None,
     ) -> None:
@@ -210,12 +214,32 @@ class Trainer:
             seed_value = _integer(*values["seed"], low=0)
         workers = _integer(*values["num_workers"], low=0)
         device = _device(self.device)
-        dtype = None
-        if self.amp and device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = amp_dtype(self.amp, device)
         epochs, percents = _budgeted(_choice("budget", self.budget, BUDGETS), epochs, budget)
         return RunConfig(epochs, batch_size, optimizer, lr, weight_decay, momentum, schedule,
                          device, dtype, seed_value, clip, smoothing, workers, percents)
+
+
+AMP_DTYPES = ("bfloat16", "float16")
+"""The types ``Trainer(amp=...)`` names (``True``: bfloat16 or float16 on CUDA only)."""
+
+
+def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of ``amp`` on ``device`` (``None``: full precision).
+
+    Raises:
+        ValueError: naming ``amp`` when it is not ``True``, ``False`` or a name in
+            :data:`AMP_DTYPES`.
+    """
+    if amp is True:
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp is False:
+        return None
+    if isinstance(amp, str) and amp in AMP_DTYPES:
+        return getattr(torch, amp)
+    raise ValueError(f"amp must be True, False or one of {AMP_DTYPES}, got {amp!r}")
 
 
 def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,

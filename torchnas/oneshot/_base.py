@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from torchnas.data import Data
+from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._collapse import GUARDS, CollapseReport
 from torchnas.oneshot._penalty import METRICS
 from torchnas.oneshot._run import OnEpoch, SearchRun, jsonable
@@ -79,6 +80,9 @@ class OneShot:
             only removes a connection, and its weight in the mix says little about that.
         fixed: values of labels not to search; other value decisions take their default.
         device: ``"auto"`` (CUDA when available), or a torch device.
+        amp: mixed precision of the supernet's forward passes, as ``Trainer(amp=...)``:
+            ``True`` on CUDA only, ``False``, ``"bfloat16"`` or ``"float16"`` (with a
+            gradient scaler). DARTS' second-order steps run in full precision.
     """
 
     name: ClassVar[str] = ""
@@ -97,6 +101,7 @@ class OneShot:
     exclude_zero: bool = True
     fixed: dict[str, Any] | None = None
     device: str = "auto"
+    amp: bool | str = True
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments (the config saved beside the results)."""
@@ -115,6 +120,10 @@ class OneShot:
         if self.cost_metric not in (*METRICS, "latency_ms"):
             raise ValueError(f"{self.name}: cost_metric must be one of {METRICS}, "
                              f"got {self.cost_metric!r}")
+        try:
+            amp_dtype(self.amp, torch.device("cpu"))
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
         guard = getattr(self, "collapse_guard", None)
         if guard not in GUARDS:
             raise ValueError(f"{self.name}: collapse_guard must be one of {GUARDS}, got {guard!r}")

@@ -65,10 +65,12 @@ class Differentiable(OneShot):
         """One first-order step on the logits: gradient of the loss on the architecture batch
         (plus the cost penalty) at the current weights."""
         alphas = run.net.arch_parameters()
-        loss = F.cross_entropy(run.net(xa), ya) + run.penalty()
-        grads = torch.autograd.grad(loss, alphas, allow_unused=True)
-        _set_grads(alphas, grads)
-        opt.step()
+        with run.autocast():
+            loss = F.cross_entropy(run.net(xa).float(), ya) + run.penalty()
+        grads = run.arch_grads(loss, alphas)
+        if grads is not None:
+            _set_grads(alphas, grads)
+            opt.step()
         return float(loss.detach())
 
     def val_metrics(self, run: SearchRun) -> dict[str, float]:

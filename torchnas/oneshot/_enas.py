@@ -104,7 +104,7 @@ class ENAS(OneShot):
 
     def reward(self, run: SearchRun, path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
         run.net.set_path(path)
-        with batch_stats(run.net):
+        with batch_stats(run.net), run.autocast():
             accuracy = float((run.net(x).argmax(1) == y).float().mean())
         if run.cost is not None and self.cost_weight:
             span = max(run.cost.high - run.cost.low, 1e-12)

@@ -8,6 +8,7 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -21,7 +22,8 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from torchnas.data import Data
-from torchnas.evaluation._loop import Batches
+from torchnas.evaluation._loop import Batches, autocast
+from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._batchnorm import batch_stats
 from torchnas.oneshot._checkpoint import Cycle, load_checkpoint, save_checkpoint
 from torchnas.oneshot._penalty import CostModel
@@ -58,6 +60,8 @@ class SearchRun:
         self.stopped_at: int | None = None
         self.extra: dict[str, Any] = {}  # what a method keeps for its result (controller, ...)
         self.cost = CostModel(net, method.cost_metric, device) if method.cost_needed() else None
+        self.amp_dtype = amp_dtype(method.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
     def batches(self, half: str, shuffle: bool = True, batch_size: int | None = None,
                 generator: torch.Generator | None = None
@@ -93,14 +97,34 @@ class SearchRun:
                     y: torch.Tensor) -> float:
         """One step on the weights (architecture logits untouched)."""
         weights = self.net.weight_parameters()
-        loss = F.cross_entropy(self.net(x), y)
+        with self.autocast():
+            loss = F.cross_entropy(self.net(x).float(), y)
         opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=weights)
+        self.scaler.scale(loss).backward(inputs=weights)
         if self.method.grad_clip is not None:
+            self.scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(weights, self.method.grad_clip)
-        opt.step()
+        self.scaler.step(opt)
+        self.scaler.update()
         sched.step()
         return float(loss.detach())
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The mixed-precision context of a forward pass (a no-op without ``amp``)."""
+        return autocast(self.device, self.amp_dtype)
+
+    def arch_grads(self, loss: torch.Tensor, params: list[nn.Parameter]
+                   ) -> list[torch.Tensor | None] | None:
+        """Gradients of ``loss`` for ``params`` (the architecture's). Under float16 the loss is
+        scaled by the gradient scaler's factor and the gradients unscaled, so small ones do
+        not flush to zero; ``None`` when one is not finite (the step is then skipped)."""
+        scale = float(self.scaler.get_scale()) if self.scaler.is_enabled() else 1.0
+        grads: list[torch.Tensor | None] = [
+            None if g is None else g / scale
+            for g in torch.autograd.grad(loss * scale, params, allow_unused=True)]
+        if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
+            return None
+        return grads
 
     def penalty(self) -> torch.Tensor | float:
         """The hardware-cost term of the architecture loss (0 without ``cost_weight``)."""
@@ -116,7 +140,8 @@ class SearchRun:
         correct, loss, seen = 0, 0.0, 0
         with batch_stats(self.net, batch_norm == "batch"):
             for x, y in self.batches(half, shuffle=False, batch_size=512):
-                out = self.net(x)
+                with self.autocast():
+                    out = self.net(x).float()
                 loss += float(F.cross_entropy(out, y, reduction="sum"))
                 correct += int((out.argmax(1) == y).sum())
                 seen += len(y)
@@ -160,7 +185,8 @@ class SearchRun:
                "generator": self.generator.get_state(),
                "gumbel": self.net.state.generator.get_state(), "torch": torch.get_rng_state()}
         save_checkpoint(self.checkpoint, self.identity(), epoch,
-                        {"net": self.net, **(parts or {})}, {"run": own, **(values or {})})
+                        {"net": self.net, "scaler": self.scaler, **(parts or {})},
+                        {"run": own, **(values or {})})
 
     def resume(self, parts: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Loads the checkpoint into the supernet, ``parts`` and the run; returns the last
@@ -168,7 +194,7 @@ class SearchRun:
         if self.checkpoint is None:
             return 0, {}
         found = load_checkpoint(self.checkpoint, self.identity(),
-                                {"net": self.net, **(parts or {})})
+                                {"net": self.net, "scaler": self.scaler, **(parts or {})})
         if found is None:
             return 0, {}
         epoch, values = found
