@@ -12,6 +12,9 @@ made, without any search strategy:
   Spearman correlation and R² of its predictions, and the regret of its top-k predictions
   (the best validation accuracy among the k entries it ranks highest). A strategy that spends
   100 queries cannot know the table better than this model does;
+* **knowing where to look**: 100 queries drawn at random among the model's top K entries
+  (K = 100, 300, 1,000, 3,000; 200 draws): the regret of a strategy that knew, from the
+  start, the region that model knows;
 * **how many labels it takes**: the same model fitted on ``n`` random entries (n = 100, 300,
   1,000, 3,000; ``--repeats`` seeds), then the 100 entries it ranks highest among the rest
   queried too: the regret of those ``n + 100`` queries. This is how many look-ups a model-based
@@ -81,6 +84,17 @@ def labels_needed(x: np.ndarray, y: np.ndarray, sizes: tuple[int, ...], repeats:
     return out
 
 
+def within_top(y: np.ndarray, pred: np.ndarray, sizes: tuple[int, ...], draws: int = 200
+               ) -> list[float]:
+    """Per K in ``sizes``: mean regret of 100 random queries among the K best predicted."""
+    order, best, rng, out = np.argsort(-pred), float(y.max()), np.random.default_rng(0), []
+    for k in sizes:
+        top = y[order[:k]]
+        out.append(float(np.mean([best - rng.choice(top, min(100, k), replace=False).max()
+                                  for _ in range(draws)])))
+    return out
+
+
 def cross_fitted(x: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     """Each entry's prediction by a model fitted on the other folds."""
     from sklearn.model_selection import KFold
@@ -101,7 +115,7 @@ def main() -> None:
     sizes = (100, 300, 1000, 3000)
     from scipy.stats import spearmanr
 
-    rows, needed = [], []
+    rows, needed, region = [], [], []
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         x, y = entries(dataset)
         best = float(y.max())
@@ -115,6 +129,7 @@ def main() -> None:
                      f"{spearmanr(pred, y)[0]:.3f}", f"{r2:.3f}",
                      " / ".join(f"{t:.2f}" for t in top),
                      f"{float(y[order[:100]].mean()):.2f}"])
+        region.append([dataset, *(f"{r:.2f}" for r in within_top(y, pred, sizes))])
         needed.append([dataset, *(f"{r:.2f}" for r in labels_needed(x, y, sizes,
                                                                        args.repeats))])
         print(f"{dataset} done", flush=True)
@@ -122,6 +137,8 @@ def main() -> None:
     print(table(["dataset", "entries", "best val %", "median", "within 0.2/0.5/1 pt",
                  f"Spearman (fit on {fitted})", "R²", "regret of top 10/30/100",
                  "mean val of top 100"], rows))
+    print("\nRegret of 100 random queries among the model's top K (200 draws):")
+    print(table(["dataset", *(f"K = {k:,}" for k in sizes)], region))
     print(f"\nRegret of n random entries plus the 100 a model fitted on them ranks highest "
           f"(mean over {args.repeats} seeds):")
     print(table(["dataset", *(f"n = {n:,} (+100)" for n in sizes)], needed))
