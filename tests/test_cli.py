@@ -363,6 +363,24 @@ def test_scientific_notation_is_a_number(tmp_path: Path) -> None:
     assert search._trainer().lr == 0.001
 
 
+def test_a_space_module_in_the_working_directory_is_found(tmp_path: Path) -> None:
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "spaces.py").write_text(
+        "from torch import nn\n\n\ndef build(hp):\n"
+        "    units = hp.choice('units', [8, 16])\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, units), nn.ReLU(),\n"
+        "                         nn.Linear(units, 10))\n")
+    (tmp_path / "c.yaml").write_text("space: mypkg.spaces:build\ndata: digits\n")
+    script = Path(sys.executable).with_name("torchnas")
+    if not script.exists():
+        pytest.skip("needs the installed torchnas command (python -m adds the directory itself)")
+    done = subprocess.run([str(script), "space", "c.yaml"], cwd=tmp_path, capture_output=True,
+                          text=True, env=subprocess_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "units" in done.stdout
+
+
 # -- end to end: the README's main job, shortened -----------------------------------------------
 @pytest.mark.slow
 def test_mnist1d_search_end_to_end(tmp_path: Path) -> None:

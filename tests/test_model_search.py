@@ -387,6 +387,25 @@ def test_trials_never_repeat_an_architecture_while_new_ones_remain(digits: tn.da
     assert len({t.arch["width"] for t in plain.trials}) < 3
 
 
+class Stubborn(tn.strategies.Strategy):
+    """Proposes the same architecture every time, as a model that has converged can."""
+
+    name = "stubborn"
+
+    def ask(self, ctx: tn.strategies.AskContext) -> dict[str, Any]:
+        return {"width": 4}
+
+    def suggest(self, ctx: tn.strategies.AskContext, label: str, domain: Any) -> Any:
+        return domain.sample(ctx.rng(label))
+
+
+def test_redraws_turn_uniform_when_the_strategy_keeps_repeating(digits: tn.data.Data) -> None:
+    search = quick(digits, space=three_models, trials=3, strategy=Stubborn(), redraws=16,
+                   trainer=tn.Trainer(epochs=1))
+    widths = [t.arch["width"] for t in search.run().trials]
+    assert sorted(widths) == [4, 8, 16]
+
+
 def test_too_many_failures_in_a_row_stop_the_search(digits: tn.data.Data) -> None:
     def broken(hp: tn.HP) -> nn.Module:
         hp.int("units", 8, 64)

@@ -182,6 +182,12 @@ def test_spos_keeps_to_a_cost_limit() -> None:
     assert result.arch == {"op": "small"}
 
 
+def test_spos_with_no_path_under_its_cost_limit_says_so() -> None:
+    method = quick(SPOS, epochs=1, population=4, generations=3, cost_target=1)
+    with pytest.raises(ValueError, match="spos: no path satisfies cost_target 1 "):
+        method.search(small_or_big, signals(256), seed=0)
+
+
 def test_bad_settings_name_the_setting() -> None:
     with pytest.raises(tn.ConfigError, match="order"):
         tn.oneshot.create("darts", order=3)

@@ -63,6 +63,22 @@ def frozen(number: int, values: Mapping[int, float], state: tn.TrialState = COMP
                           intermediate=tuple((s, {"acc": v}) for s, v in values.items()))
 
 
+def test_a_trial_that_spent_its_whole_budget_is_never_pruned() -> None:
+    # budget="data" over 9 epochs reports steps 12, 23, ..., 89, 100; with min_budget 11 the
+    # last rung is 99, between the last two steps: the final report must not be judged there
+    sha = SuccessiveHalvingScheduler(min_budget=11, max_budget=100, reduction_factor=3)
+    sha.setup({"acc": "max"}, 0)
+    steps = [math.ceil(100 * k / 9) for k in range(1, 10)]
+    peers = {n: frozen(n, {s: 0.9 for s in steps}) for n in range(2)}
+    finished = frozen(2, {89: 0.1, 100: 0.1}, state=tn.TrialState.RUNNING)
+    assert not sha.should_prune(finished, {**peers, 2: finished})
+    short = frozen(2, {89: 0.1, 99: 0.1}, state=tn.TrialState.RUNNING)  # still has budget
+    assert sha.should_prune(short, {**peers, 2: short})
+    mo = schedulers.create("mo_asha", min_budget=11, max_budget=100)
+    mo.setup({"acc": "max", "loss": "min"}, 0)
+    assert not mo.should_prune(finished, {**peers, 2: finished})
+
+
 # -- registry and settings ----------------------------------------------------------------------
 def test_registry_names_types_and_stored_specs() -> None:
     assert {"median", "asha", "sha", "hyperband", "curve"} <= set(schedulers.available())

@@ -165,6 +165,7 @@ def test_final_trains_on_train_and_val(digits: tdata.Data) -> None:
         ({"device": "tpu"}, "device must be"),
         ({"num_workers": -1}, "num_workers"),
         ({"amp": "bf16"}, "amp must be True, False or one of"),
+        ({"threads": 0}, "threads must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_fail_before_training(

@@ -23,14 +23,18 @@ class _StudySource:
     decision that changed, e.g. ``hp.int("x", 0, n)``) is suggested afresh instead.
     """
 
-    def __init__(self, fixed: Mapping[str, Any], strategy: Strategy, ctx: AskContext) -> None:
+    def __init__(self, fixed: Mapping[str, Any], strategy: Strategy, ctx: AskContext,
+                 uniform: bool = False) -> None:
         self.fixed = fixed
         self.strategy = strategy
         self.ctx = ctx
+        self.uniform = uniform
 
     def value(self, label: str, domain: Domain, met: Mapping[str, Any]) -> Any:
         if label in self.fixed and domain.contains(self.fixed[label]):
             return self.fixed[label]
+        if self.uniform:
+            return domain.sample(self.ctx.rng(label))
         return self.strategy.suggest(self.ctx, label, domain)
 
 
@@ -52,8 +56,8 @@ class Trial:
         self._committed: set[str] = set()
         self.last_metrics: dict[str, float] = {}
 
-    def _new_hp(self, fixed: Mapping[str, Any]) -> HP:
-        hp = HP(_StudySource(fixed, self.study.strategy, self._ctx), trial=self)
+    def _new_hp(self, fixed: Mapping[str, Any], uniform: bool = False) -> HP:
+        hp = HP(_StudySource(fixed, self.study.strategy, self._ctx, uniform), trial=self)
         self._ctx.params = hp._values  # the strategy sees decisions as they are made
         return hp
 
@@ -75,14 +79,17 @@ class Trial:
         return next((n for n, a in study._running_archs().items()
                      if n != self.number and arch_key(a) == key), None)
 
-    def redraw(self) -> HP:
+    def redraw(self, uniform: bool = False) -> HP:
         """Draws this trial's decisions again with fresh randomness (the strategy is asked again;
         imposed decisions stay): for an architecture that repeats one already evaluated.
+        ``uniform``: draw them uniformly at random instead of asking the strategy (a model
+        that has converged can propose the same architecture whatever the randomness).
         Only before anything is committed; returns the new ``hp``."""
         if self._committed:
             raise RuntimeError(f"trial {self.number}: decisions already committed")
         self._ctx.attempt += 1
-        self.hp = self._new_hp({**self.study.strategy.ask(self._ctx), **self._imposed})
+        proposed = {} if uniform else self.study.strategy.ask(self._ctx)
+        self.hp = self._new_hp({**proposed, **self._imposed}, uniform)
         return self.hp
 
     @property

@@ -228,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # keeps that to ~20 MB at the same speed (benchmarks/memory.py); read before the first
     # convolution, so set here; a value the user set wins.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
+    # a config's ``package.module:build`` may live in the working directory, as with
+    # ``python -m``; an installed console script does not look there by itself
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -65,7 +65,8 @@ class ModelSearch(SearchResults):
         progress: draw a progress bar and print the leaderboard.
         max_failures: stop after this many failed trials in a row.
         redraws: how many times a trial draws its decisions again when they repeat an
-            architecture already evaluated or running (de-duplication; 0 turns it off).
+            architecture already evaluated or running (de-duplication; 0 turns it off): the
+            strategy is asked again, and past half of them the decisions are drawn uniformly.
         cost: how model metrics are measured (defaults:
             :data:`torchnas._model_metrics.COST_DEFAULTS`): ``device`` (target of
             ``latency_ms`` and ``peak_memory``; the proxies run there too), ``batch_size``,
@@ -331,7 +332,8 @@ class ModelSearch(SearchResults):
             if twin is None or attempt == self.redraws:
                 break
             log.info("trial %d repeats trial %d's architecture: drawing again", trial.number, twin)
-            hp = trial.redraw()
+            # the strategy first; past half the redraws, uniformly at random
+            hp = trial.redraw(uniform=2 * (attempt + 1) > self.redraws)
         trial.commit()
         if hp.width == 1.0:
             measured = self._measure(model)

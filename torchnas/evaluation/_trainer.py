@@ -213,6 +213,8 @@ class Trainer:
         if seed_value is not None:
             seed_value = _integer(*values["seed"], low=0)
         workers = _integer(*values["num_workers"], low=0)
+        if self.threads is not None:
+            _integer("threads", self.threads, low=1)
         device = _device(self.device)
         dtype = amp_dtype(self.amp, device)
         epochs, percents = _budgeted(_choice("budget", self.budget, BUDGETS), epochs, budget)

@@ -123,7 +123,7 @@ class Session:
             if op == "duplicate_of":
                 return {"value": trial.duplicate_of()}
             if op == "redraw":
-                trial.redraw()
+                trial.redraw(bool(message.get("uniform", False)))
                 return {"value": None}
         except Exception as exc:  # raised in the objective, as it would be inline
             return {"error": [type(exc).__name__, str(exc)]}

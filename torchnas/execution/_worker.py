@@ -113,9 +113,9 @@ class RemoteTrial:
         found = self._link.call("duplicate_of")
         return None if found is None else int(found)
 
-    def redraw(self) -> HP:
+    def redraw(self, uniform: bool = False) -> HP:
         """Draws the decisions again (see :meth:`torchnas.Trial.redraw`); returns the new ``hp``."""
-        self._link.call("redraw")
+        self._link.call("redraw", uniform=bool(uniform))
         self.hp = self._new_hp()
         return self.hp
 

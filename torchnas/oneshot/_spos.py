@@ -102,6 +102,9 @@ class SPOS(OneShot):
         while len(scores) < self.population and tries < 20 * self.population:
             add(net.random_path(rng, self.exclude_zero))
             tries += 1
+        if not scores:
+            raise ValueError("spos: no path satisfies cost_target "
+                             f"{self.cost_target} ({run.cost and run.cost.metric})")
         for generation in range(1, self.generations):
             if run.timed_out():
                 break
@@ -122,9 +125,6 @@ class SPOS(OneShot):
             fittest = max(s for s, _ in scores.values())
             run.history.append({"generation": float(generation), "best_fitness": fittest,
                                 "evaluated": float(len(scores))})
-        if not scores:
-            raise ValueError("spos: no path satisfies cost_target "
-                             f"{self.cost_target} ({run.cost and run.cost.metric})")
         final = sorted(scores.values(), key=lambda sp: -sp[0])[: self.population]
         run.extra["final"] = final
         best_score, best = final[0]

@@ -118,6 +118,8 @@ class SuccessiveHalvingScheduler(Scheduler):
         if metrics.get(self.metric) is None:
             return False
         value = float(metrics[self.metric])
+        if self.max_budget is not None and reached(step, self.max_budget):
+            return False  # the whole budget is spent: the trial is finished, not stopped
         prev = trial.intermediate[-2][0] if len(trial.intermediate) > 1 else None
         for rung in self.rungs(up_to=step):
             if prev is not None and reached(prev, rung):

@@ -72,6 +72,8 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
         if not trial.intermediate:
             return False
         step = trial.intermediate[-1][0]
+        if self.max_budget is not None and reached(step, self.max_budget):
+            return False  # the whole budget is spent: the trial is finished, not stopped
         prev = trial.intermediate[-2][0] if len(trial.intermediate) > 1 else None
         for rung in self.rungs(up_to=step):
             if prev is not None and reached(prev, rung):
