@@ -426,7 +426,8 @@ def test_bad_settings_fail_before_the_first_trial(kwargs: dict[str, Any], messag
 def test_bad_search_settings_fail_before_storage_is_touched(tmp_path: Path) -> None:
     db = tmp_path / "never.db"
     for kwargs in ({"workers": 0}, {"executor": "rey"}, {"trial_timeout": 0},
-                   {"retries": -2}, {"executor": {"name": "ray", "cpus_per_trial": -1}}):
+                   {"retries": -2}, {"executor": {"name": "ray", "cpus_per_trial": -1}},
+                   {"trials": -1}):
         search = tn.ModelSearch(space="mlp", data="digits", storage=str(db), progress=False,
                                 **kwargs)
         with pytest.raises(tn.ConfigError):
@@ -440,6 +441,7 @@ def test_bad_search_settings_fail_before_storage_is_touched(tmp_path: Path) -> N
     ("executor: {name: process, gpus_per_trail: 1}", "executor 'process'.*gpus_per_trail"),
     ("trial_timeout: soon", "key 'trial_timeout' must be float or null, got 'soon'"),
     ("retries: -1", "retries must be an integer >= 0"),
+    ("trials: -1", "trials must be an integer >= 0 or None, got -1"),
 ])
 def test_bad_execution_keys_in_a_config_exit_2_naming_them(line: str, message: str,
                                                            tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def test_registry_names_types_and_stored_specs() -> None:
     ({"name": "median", "compare": "mean"}, "compare must be 'best' or 'current'"),
     ({"name": "median", "interval": 0}, "interval must be an integer >= 1"),
     ({"name": "curve", "min_points": 2}, "min_points must be an integer >= 3"),
-    ({"name": "median", "patience": 3}, "unexpected keyword argument 'patience'"),
+    ({"name": "median", "patience": 3}, "unknown setting 'patience'"),
 ])
 def test_bad_settings_fail_before_the_study_is_stored(
         tmp_path: Path, spec: dict[str, Any], message: str) -> None:

@@ -315,6 +315,21 @@ MALFORMED = {
 }
 
 
+def test_a_space_that_raises_for_some_decisions_names_them_before_any_trial() -> None:
+    def build(hp: tn.HP) -> nn.Module:
+        if hp.int("n", 1, 3) == 2:
+            raise ZeroDivisionError("division by zero")
+        return nn.Linear(4, 2)
+
+    with pytest.raises(tn.SpaceError, match=r"raised ZeroDivisionError: division by zero with "
+                       r"the decisions \{'n': 2\}") as info:
+        tn.space.explore(build)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(tn.SpaceError, match="'L'") as own:  # the recorder's own errors as they are
+        tn.space.explore(MALFORMED["empty choice"])
+    assert own.value.__cause__ is None
+
+
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_space_raises_space_error_naming_the_label(case: str) -> None:
     hp = recorder()

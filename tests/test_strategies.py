@@ -293,6 +293,19 @@ def test_unknown_name_suggests_the_closest(name: str, hint: str) -> None:
         study(name)  # fails before the first trial
 
 
+@pytest.mark.parametrize(("create", "name", "typo", "hint"), [
+    (tn.strategies.create, "grid", "float_point", "'float_points'"),
+    (tn.schedulers.create, "asha", "max_budgte", "'max_budget'"),
+    (tn.oneshot.create, "darts", "arch_rl", "'arch_lr'"),
+])
+def test_a_misspelled_setting_is_named_with_the_closest(create: Any, name: str, typo: str,
+                                                       hint: str) -> None:
+    with pytest.raises(tn.ConfigError, match=f"{name}'?: unknown setting '{typo}'; did you "
+                                             f"mean {hint}") as info:
+        create(name, **{typo: 1})
+    assert "(valid: " in str(info.value)
+
+
 def test_unknown_name_without_a_near_one_lists_what_exists() -> None:
     with pytest.raises(tn.ConfigError) as info:
         tn.strategies.create("bayesian_hyperband_xyz")

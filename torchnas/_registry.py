@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from torchnas._errors import ConfigError
 
@@ -57,6 +58,25 @@ class Registry(Generic[T]):
             raise ConfigError(
                 f"unknown {self.kind} {name!r}{hint} (available: {', '.join(known)})"
             ) from None
+
+    def check_settings(self, name: str, factory: Callable[..., Any],
+                       settings: Mapping[str, Any]) -> None:
+        """:class:`ConfigError` naming a setting ``factory`` does not take, and the closest
+        ones it does (a factory taking ``**kwargs`` accepts anything)."""
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        valid = [k for k, p in params.items() if k != "self" and p.kind in (
+            p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        for key in settings:
+            if key not in valid:
+                near = difflib.get_close_matches(str(key), valid, n=2)
+                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+                raise ConfigError(f"{self.kind} {name!r}: unknown setting {key!r}{hint} "
+                                  f"(valid: {', '.join(valid) or 'none'})")
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

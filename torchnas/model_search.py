@@ -269,8 +269,8 @@ class ModelSearch(SearchResults):
         else:
             resolve(self.strategy)
         execution.resolve(self.executor, self.workers)
-        execution.Plan(max_failures=self.max_failures, retries=self.retries,
-                       trial_timeout=self.trial_timeout).check()
+        execution.Plan(trials=self.trials, max_failures=self.max_failures,
+                       retries=self.retries, trial_timeout=self.trial_timeout).check()
         names = [*parse_objectives(self.objectives or {"val_accuracy": "max"}),
                  *parse_constraints(self.constraints)]
         known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),

@@ -27,6 +27,7 @@ def available() -> list[str]:
 def create(name: str, **kwargs: Any) -> OneShot:
     """The method ``name`` with its settings checked; :class:`ConfigError` naming the fault."""
     cls = REGISTRY.get(name)
+    REGISTRY.check_settings(name, cls, kwargs)
     try:
         method = cls(**kwargs)
         method.check()

@@ -53,6 +53,7 @@ def available() -> list[str]:
 def create(name: str, **kwargs: Any) -> Scheduler:
     """Builds the scheduler registered as ``name``."""
     factory = REGISTRY.get(name)
+    REGISTRY.check_settings(name, factory, kwargs)
     try:
         scheduler: Scheduler = factory(**kwargs)
     except TypeError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchnas._errors import SpaceError
 from torchnas._table import format_table
 from torchnas.space._domains import Domain, Int
 from torchnas.space._hp import HP
@@ -106,7 +107,10 @@ class _Cycler:
 def explore(fn: Callable[[HP], Any], *, runs: int | None = None, seed: int = 0) -> SpaceInfo:
     """Runs ``fn`` on many assignments and infers its labels, conditions and size.
 
-    Errors in ``fn`` propagate (a malformed space fails here, before any trial).
+    A malformed space fails here, before any trial: a :class:`SpaceError` of the recorder
+    (an empty choice, a label reused with another domain) as it is; any other error of ``fn``
+    as a :class:`SpaceError` naming the decisions that led to it (the original is its
+    ``__cause__``): a space must build every architecture it can draw.
 
     Args:
         fn: the space function ``fn(hp)``.
@@ -121,7 +125,14 @@ def explore(fn: Callable[[HP], Any], *, runs: int | None = None, seed: int = 0) 
     i = 0
     while i < target:
         hp = HP(_Cycler(i, seed))
-        fn(hp)
+        try:
+            fn(hp)
+        except SpaceError:
+            raise
+        except Exception as exc:
+            raise SpaceError(f"the space function raised {type(exc).__name__}: {exc} with the "
+                             f"decisions {hp.arch} (exploring the space before any trial: it "
+                             f"must build every architecture it can draw)") from exc
         samples.append(hp.arch)
         _merge_order(ordered, list(hp.domains))
         for label, dom in hp.domains.items():

@@ -49,6 +49,7 @@ def create(name: str, **kwargs: Any) -> Strategy:
     if isinstance(name, str) and name.startswith("optuna:"):
         name, kwargs = "optuna", {"sampler": name.removeprefix("optuna:"), **kwargs}
     factory = REGISTRY.get(AUTO if name == "auto" else name, extra=("auto",))
+    REGISTRY.check_settings(name, factory, kwargs)
     try:
         return factory(**kwargs)
     except TypeError as exc:
