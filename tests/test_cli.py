@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -229,6 +230,14 @@ def test_missing_files_exit_2(tmp_path: Path) -> None:
     not_db.write_text("space: mlp\n" * 200)
     code, _, err = run_cli("trials", not_db)
     assert code == 2 and "not a torchnas SQLite storage" in err
+    foreign = tmp_path / "other.db"  # another program's SQLite file: refused, left alone
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    before = foreign.read_bytes()
+    code, _, err = run_cli("trials", foreign)
+    assert code == 2 and "not a torchnas SQLite storage (it has no studies" in err
+    assert foreign.read_bytes() == before and not Path(f"{foreign}-wal").exists()
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes("name: caf\u00e9\n".encode("latin-1"))
     code, _, err = run_cli("search", latin1)

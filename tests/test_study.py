@@ -543,6 +543,11 @@ def test_a_killed_process_leaves_its_trial_to_be_taken_up_again(tmp_path: Path) 
         os.kill(proc.pid, signal.SIGKILL)
         while _state(proc.pid) != "Z":  # dead, but not reaped yet: a zombie counts as dead
             time.sleep(0.01)
+        looked = tn.load_study(path, read_only=True)  # what the CLI's reading commands do
+        assert looked.trials[3].state is RUNNING  # shown as stored: nothing is written
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            looked.ask()
+        looked.journal.close()
         study = tn.load_study(path)
     finally:
         proc.kill()

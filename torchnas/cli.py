@@ -139,10 +139,11 @@ def _cmd_space(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> Study:
+    """The study the reading commands look at, opened read-only: they never write storage."""
     if not Path(args.db).exists():
         raise TorchnasError(f"no such storage file: {args.db}")
     try:
-        return load_study(args.db, name=args.name)
+        return load_study(args.db, name=args.name, read_only=True)
     except sqlite3.DatabaseError as exc:
         raise TorchnasError(f"{args.db}: not a torchnas SQLite storage ({exc})") from None
 

@@ -118,7 +118,8 @@ class Study:
         self._log = TrialLog(self.journal, self._id)
         self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
         self._sync()
-        self._interrupt_orphans()
+        if not getattr(self.journal, "read_only", False):
+            self._interrupt_orphans()
 
     # -- journal --------------------------------------------------------------------------------
     def _append(self, *events: dict[str, Any]) -> None:
@@ -372,17 +373,20 @@ class Study:
 
 
 def load_study(
-    storage: str | os.PathLike[str] | Journal, name: str | None = None, **kwargs: Any
+    storage: str | os.PathLike[str] | Journal, name: str | None = None, *,
+    read_only: bool = False, **kwargs: Any
 ) -> Study:
     """Opens an existing study (the only one in ``storage`` when ``name`` is omitted).
 
-    Keyword arguments (``strategy``, ``scheduler``) are passed to :class:`Study`.
+    ``read_only``: only to look at (an SQLite file is opened read-only: trials left running by
+    a process that died are shown ``RUNNING``, not marked interrupted, and nothing can be
+    recorded). Keyword arguments (``strategy``, ``scheduler``) are passed to :class:`Study`.
     """
     if isinstance(storage, (str, os.PathLike)) and os.fspath(storage) != ":memory:":
         path = os.fspath(storage).removeprefix("sqlite:///")
         if not os.path.exists(path):
             raise ValueError(f"no such storage file: {path}")
-    journal = get_storage(storage)
+    journal = get_storage(storage, read_only=read_only)
     names = journal.study_names()
     if name is None:
         if len(names) != 1:

@@ -12,12 +12,13 @@ from torchnas.storage._sqlite import SQLiteJournal
 __all__ = ["Event", "Journal", "MemoryJournal", "SQLiteJournal", "TrialLog", "get_storage"]
 
 
-def get_storage(url: str | os.PathLike[str] | Journal | None) -> Journal:
+def get_storage(url: str | os.PathLike[str] | Journal | None,
+                read_only: bool = False) -> Journal:
     """The journal a storage argument names.
 
     ``None`` (or ``":memory:"``) is in memory; a path or ``sqlite:///path`` is an SQLite file
-    (``sqlite:////abs/path`` for absolute paths, as SQLAlchemy spells it); a :class:`Journal` is
-    used as is.
+    (``sqlite:////abs/path`` for absolute paths, as SQLAlchemy spells it), opened for reading
+    only with ``read_only``; a :class:`Journal` is used as is.
     """
     if url is None or url == ":memory:":
         return MemoryJournal()
@@ -35,4 +36,4 @@ def get_storage(url: str | os.PathLike[str] | Journal | None) -> Journal:
             raise ValueError(f"storage {url!r}: no file path after sqlite:///")
         if text == ":memory:":
             return MemoryJournal()
-    return SQLiteJournal(text)
+    return SQLiteJournal(text, read_only=read_only)

@@ -46,13 +46,34 @@ class SQLiteJournal(Journal):
     Args:
         path: the database file (created with its parent folder when missing).
         timeout: seconds to wait for another process's write lock before failing.
+        read_only: open an existing torchnas database for reading only (what the CLI's
+            reading commands do): nothing is created or changed, writes fail, and a file
+            that is not a torchnas database is refused (``ValueError``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float = 120.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 120.0,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
+        if read_only:
+            if not self.path.is_file():
+                raise ValueError(f"no such storage file: {self.path}")
+            self._conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                tables = {r[0] for r in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{self.path}: not a torchnas SQLite storage ({exc})") from None
+            if not {"studies", "events"} <= tables:
+                raise ValueError(f"{self.path}: not a torchnas SQLite storage (it has no "
+                                 f"studies and events tables)")
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
