@@ -11,7 +11,7 @@ import tempfile
 import types
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ import numpy as np
 from torchnas._errors import ConfigError
 from torchnas._registry import Registry
 from torchnas.data._bundle import Data, from_tensors
+from torchnas.data._mnist import SOURCES as MNIST_SOURCES
+from torchnas.data._mnist import mnist_arrays
 
 __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
 
@@ -64,7 +66,11 @@ def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) 
             of shape ``(1, 40)``, 10 classes; keywords override mnist1d's generation
             arguments, ``data_seed`` its seed, ``cache=False`` skips the cache) or
             ``"digits"`` (scikit-learn's 1797 8x8 digits scaled to [0, 1], shape
-            ``(1, 8, 8)``; ``test_fraction`` defaults to 0.2).
+            ``(1, 8, 8)``; ``test_fraction`` defaults to 0.2), or ``"mnist"``,
+            ``"fashion_mnist"``, ``"kmnist"`` (60,000 train+val and 10,000 test 28x28 images
+            in [0, 1], shape ``(1, 28, 28)``, 10 classes; downloaded once, MD5-checked, into
+            ``cache_dir() / name``, or ``root / name`` with ``root=``; ``mirrors=`` replaces
+            the download URLs, ``md5=`` the checksums by file name).
         val_fraction: Fraction of the training part held out for validation (stratified).
         seed: Seed of the split; the same seed gives the same split.
         **kwargs: Options of the loader.
@@ -198,6 +204,31 @@ def _load_digits(*, val_fraction: float, seed: int, test_fraction: float = 0.2) 
     train, val = rest[kept], rest[held]
     return from_tensors((x[train], y[train]), (x[val], y[val]), (x[test], y[test]),
                         num_classes=10, name="digits")
+
+
+def _mnist_loader(name: str) -> Loader:
+    """The loader of the MNIST-family dataset ``name`` (see :mod:`torchnas.data._mnist`)."""
+
+    def load_mnist_family(
+        *,
+        val_fraction: float,
+        seed: int,
+        root: str | os.PathLike[str] | None = None,
+        mirrors: Sequence[str] | None = None,
+        md5: Mapping[str, str] | None = None,
+    ) -> Data:
+        folder = (cache_dir() if root is None else Path(root).expanduser()) / name
+        x, y, x_test, y_test = mnist_arrays(name, folder, mirrors=mirrors, md5=md5)
+        kept, held = stratified_split(y, val_fraction, seed)
+        return from_tensors((x[kept], y[kept]), (x[held], y[held]), (x_test, y_test),
+                            num_classes=10, name=name)
+
+    load_mnist_family.__name__ = load_mnist_family.__qualname__ = f"_load_{name}"
+    return load_mnist_family
+
+
+for _name in MNIST_SOURCES:
+    register(_name)(_mnist_loader(_name))
 
 
 def _check_fraction(name: str, value: float) -> None:
