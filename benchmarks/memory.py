@@ -132,7 +132,7 @@ def run_torchnas(data: tn.data.Data, args: argparse.Namespace, workers: int,
                             if workers > 1 else None)
     search.check()
     study = search.make_study()
-    bar = tn._console.ProgressBar(args.trials, None, ("val_accuracy", "max"), enabled=False)
+    bar = tn.report.ProgressBar(args.trials, None, ("val_accuracy", "max"), enabled=False)
     study.optimize(search._objective, trials=args.trials, workers=workers,
                    executor=search.executor, callbacks=[bar, marks])
     bar.close()

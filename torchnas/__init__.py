@@ -3,7 +3,17 @@
 Write a space once as ``build(hp)``; search it with any strategy; get back the best model.
 """
 
-from torchnas import data, execution, metrics, oneshot, schedulers, space, storage, strategies
+from torchnas import (
+    data,
+    execution,
+    metrics,
+    oneshot,
+    report,
+    schedulers,
+    space,
+    storage,
+    strategies,
+)
 from torchnas._errors import (
     ConfigError,
     DataError,
@@ -48,6 +58,7 @@ __all__ = [
     "load_study",
     "metrics",
     "oneshot",
+    "report",
     "save_model",
     "schedulers",
     "space",

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas._console import leaderboard
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer
 from torchnas.export import save_model
+from torchnas.report._console import leaderboard
 from torchnas.space import build
 from torchnas.study import Study
 

@@ -1,5 +1,5 @@
 """The ``torchnas`` command: ``search CONFIG``, ``space CONFIG``, ``trials DB``, ``best DB``,
-``export DB OUT``."""
+``export DB OUT``, ``plot DB OUT``."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from torchnas._config import (
     load_config,
     resolve_object,
 )
-from torchnas._console import format_arch, leaderboard
 from torchnas._errors import TorchnasError
 from torchnas._table import format_table
 from torchnas._trial import TrialState
 from torchnas.evaluation import Trainer
 from torchnas.model_search import ModelSearch
+from torchnas.report import plot_history, plot_intermediate, plot_pareto
+from torchnas.report._console import format_arch, leaderboard
 from torchnas.study import Study, load_study
 
 __all__ = ["ONEDNN_CACHE", "build_search", "main"]
@@ -191,6 +192,27 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    study = _open(args)
+    try:  # a bare Figure draws with Agg when saved: no display, no pyplot state
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise TorchnasError("plots need matplotlib: pip install 'torchnas[plot]'") from None
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    if args.kind == "pareto":
+        xy = args.metric.split(",") if args.metric else [None, None]
+        if len(xy) != 2:
+            raise TorchnasError(f"--kind pareto takes --metric X,Y, got {args.metric!r}")
+        plot_pareto(study, xy[0], xy[1], ax=ax)
+    else:
+        (plot_history if args.kind == "history" else plot_intermediate)(study, args.metric, ax=ax)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    print(f"{args.kind} plot of {study.name!r} written to {args.out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchnas", description="Neural architecture search.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -219,6 +241,13 @@ def _parser() -> argparse.ArgumentParser:
                                                   "resolved config written beside the DB)")
     p.add_argument("--no-retrain", action="store_true",
                    help="write the untrained architecture (weights initialised as in its trial)")
+    p = sub.add_parser("plot", help="draw a study to an image file (needs matplotlib)")
+    p.add_argument("db", help="the study's SQLite file")
+    p.add_argument("out", type=Path, help="the image to write; its suffix picks the format")
+    p.add_argument("--name", help="the study (needed when the file holds several)")
+    p.add_argument("--kind", choices=["history", "pareto", "curves"], default="history",
+                   help="a metric by trial, the Pareto front, or the learning curves")
+    p.add_argument("--metric", help="the metric (default: the first objective; pareto: X,Y)")
     return parser
 
 
@@ -237,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
-                "best": _cmd_best, "export": _cmd_export}
+                "best": _cmd_best, "export": _cmd_export, "plot": _cmd_plot}
     try:
         return commands[args.command](args)
     except (TorchnasError, ValueError) as exc:

@@ -15,12 +15,12 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
-from torchnas._console import ProgressBar
 from torchnas._errors import ConfigError, SpaceError, TrialPruned
 from torchnas._model_metrics import ModelMetrics, Rejected, parse_fidelity
 from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._search_results import SearchResults
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas.report._console import ProgressBar
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
 from torchnas.strategies import Strategy, derive_seed, resolve

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from torchnas import execution
-from torchnas._console import leaderboard
 from torchnas._errors import ConfigError
 from torchnas._hypervolume import default_reference, hypervolume, ordered_reference
 from torchnas._live import Trial
@@ -26,6 +25,7 @@ from torchnas._process import owner_alive, owner_token
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.execution import Executor, Plan
 from torchnas.execution._protocol import result_metrics
+from torchnas.report._console import leaderboard
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
