@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RayExecutor"]
 
+#: Seconds a retired Ray worker has to end itself before its task is cancelled by force.
+EXIT_GRACE = 2.0
+
 log = logging.getLogger("torchnas")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -166,15 +169,22 @@ class _RayHandle(Handle):
 
     def kill(self) -> None:
         self.closed = True
+        asked = False
         if self.conn is not None:
             # an idle worker ends its own process: a task that returned, or one that
             # ray.cancel(force=True) reaches too late, would hand its process (grown memory
             # and all) to the next task; a busy one is cancelled by force
             with contextlib.suppress(OSError, ValueError):
                 send(self.conn, {"op": "exit"})
+                asked = True
             self.conn.close()
             self.conn = None
         with contextlib.suppress(Exception):
+            # a force-cancel that races the exit of a worker ending itself trips a check in
+            # Ray's task manager, which aborts the driver ("Tried to complete task that was
+            # not pending"): cancel only a task still running after a moment
+            if asked and self.ray.wait([self.ref], timeout=EXIT_GRACE)[0]:
+                return
             self.ray.cancel(self.ref, force=True)
 
     def join(self, timeout: float) -> None:
