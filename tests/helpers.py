@@ -1,4 +1,5 @@
-"""Pieces several test files share: a zero op, a small signal dataset, a plain Dataset."""
+"""Pieces several test files share: a zero op, a small signal dataset, a plain Dataset, the
+output types of a model's layers."""
 
 from __future__ import annotations
 
@@ -38,3 +39,18 @@ class Items(Dataset[Any]):
 
     def __getitem__(self, i: int) -> Any:
         return self.inner[i]
+
+
+def output_dtypes(model: nn.Module, layer: type[nn.Module]) -> list[torch.dtype]:
+    """Records the output type of every ``layer`` of ``model`` in each training forward pass
+    (training mode, gradients on): what mixed precision computes in."""
+    seen: list[torch.dtype] = []
+
+    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+        if module.training and torch.is_grad_enabled():
+            seen.append(out.dtype)
+
+    for m in model.modules():
+        if isinstance(m, layer):
+            m.register_forward_hook(hook)
+    return seen

@@ -8,11 +8,9 @@ search on the GPU.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from helpers import signals
+from helpers import output_dtypes, signals
 from torch import nn
 
 import torchnas as tn
@@ -26,24 +24,11 @@ def mlp(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
-def linear_dtypes(model: nn.Module) -> list[torch.dtype]:
-    seen: list[torch.dtype] = []
-
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-        if module.training:
-            seen.append(out.dtype)
-
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            m.register_forward_hook(hook)
-    return seen
-
-
 @pytest.mark.parametrize("amp", [True, "float16"])
 def test_training_on_cuda_autocasts_and_learns(amp: bool | str) -> None:
     data = tn.data.load("digits")
     model = mlp()
-    seen = linear_dtypes(model)
+    seen = output_dtypes(model, nn.Linear)
     result = Trainer(epochs=6, batch_size=64, lr=1e-2, amp=amp, grad_clip=5.0,
                      device="cuda").fit(model, data)
     if amp is True:

@@ -4,11 +4,9 @@ scaler, and the search still finds what it finds in full precision."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from helpers import Zero, signals
+from helpers import Zero, output_dtypes, signals
 from torch import nn
 
 import torchnas as tn
@@ -27,20 +25,6 @@ def two_edges(hp: tn.HP) -> nn.Module:
                          nn.Linear(32, 2))
 
 
-def conv_dtypes(net: nn.Module) -> list[torch.dtype]:
-    """Records the output type of every Conv1d of ``net`` while it trains."""
-    seen: list[torch.dtype] = []
-
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-        if module.training and torch.is_grad_enabled():
-            seen.append(out.dtype)
-
-    for m in net.modules():
-        if isinstance(m, nn.Conv1d):
-            m.register_forward_hook(hook)
-    return seen
-
-
 @pytest.mark.parametrize("method", [
     DARTS(epochs=2, batch_size=32, amp="bfloat16"),
     DARTS(epochs=2, batch_size=32, amp="float16", order=2),
@@ -51,7 +35,7 @@ def conv_dtypes(net: nn.Module) -> list[torch.dtype]:
 def test_every_method_trains_its_supernet_in_the_chosen_type(method: OneShot) -> None:
     data = signals(256)
     net = method.supernet(two_edges, data, seed=0)
-    seen = conv_dtypes(net)
+    seen = output_dtypes(net, nn.Conv1d)
     result = method.search(two_edges, data, seed=0, net=net)
     chosen = getattr(torch, str(method.amp))
     if getattr(method, "order", 1) == 2:  # its second-order steps run in full precision
@@ -78,7 +62,7 @@ def test_amp_true_is_full_precision_off_cuda() -> None:
     method = DARTS(epochs=1, batch_size=32, amp=True, device="cpu")
     data = signals(256)
     net = method.supernet(two_edges, data, seed=0)
-    seen = conv_dtypes(net)
+    seen = output_dtypes(net, nn.Conv1d)
     method.search(two_edges, data, seed=0, net=net)
     assert seen and set(seen) == {torch.float32}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import Items
+from helpers import Items, output_dtypes
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -191,24 +191,10 @@ def test_other_settings_train(digits: tdata.Data) -> None:
     assert repr(trainer).startswith("Trainer(epochs=4, optimizer='sgd'")
 
 
-def dtypes_seen(model: nn.Module) -> list[torch.dtype]:
-    """Records the output type of each of ``model``'s Linear layers, in training mode."""
-    seen: list[torch.dtype] = []
-
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-        if module.training:
-            seen.append(out.dtype)
-
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            m.register_forward_hook(hook)
-    return seen
-
-
 @pytest.mark.parametrize("amp", ["bfloat16", "float16"])
 def test_named_amp_types_autocast_on_cpu_and_still_learn(digits: tdata.Data, amp: str) -> None:
     model = mlp()
-    seen = dtypes_seen(model)
+    seen = output_dtypes(model, nn.Linear)
     # float16 runs through the gradient scaler and its unscaling before clipping
     result = Trainer(epochs=6, batch_size=64, lr=1e-2, amp=amp, grad_clip=5.0).fit(model, digits)
     assert set(seen) == {getattr(torch, amp)}
@@ -218,7 +204,7 @@ def test_named_amp_types_autocast_on_cpu_and_still_learn(digits: tdata.Data, amp
 
 def test_amp_true_is_full_precision_off_cuda(digits: tdata.Data) -> None:
     model = mlp()
-    seen = dtypes_seen(model)
+    seen = output_dtypes(model, nn.Linear)
     Trainer(epochs=1, amp=True, device="cpu").fit(model, digits)
     assert seen and set(seen) == {torch.float32}
 

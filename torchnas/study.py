@@ -118,7 +118,7 @@ class Study:
         self._log = TrialLog(self.journal, self._id)
         self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
         self._sync()
-        if not getattr(self.journal, "read_only", False):
+        if not self.journal.read_only:
             self._interrupt_orphans()
 
     # -- journal --------------------------------------------------------------------------------

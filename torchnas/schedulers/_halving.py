@@ -111,19 +111,23 @@ class SuccessiveHalvingScheduler(Scheduler):
             keep = max(keep, 1)
         return sum(better(o, value, self.direction) for o in others) < keep
 
-    def should_prune(self, trial: FrozenTrial, trials: Mapping[int, FrozenTrial]) -> bool:
+    def new_rungs(self, trial: FrozenTrial) -> list[float]:
+        """The rungs the trial's last report reached that its earlier ones had not (where it
+        is judged now); none once its whole budget is spent: it is finished, not stopped."""
         if not trial.intermediate:
-            return False
-        step, metrics = trial.intermediate[-1]
-        if metrics.get(self.metric) is None:
-            return False
-        value = float(metrics[self.metric])
+            return []
+        step = trial.intermediate[-1][0]
         if self.max_budget is not None and reached(step, self.max_budget):
-            return False  # the whole budget is spent: the trial is finished, not stopped
+            return []
         prev = trial.intermediate[-2][0] if len(trial.intermediate) > 1 else None
-        for rung in self.rungs(up_to=step):
-            if prev is not None and reached(prev, rung):
-                continue  # judged at an earlier report (and it went on)
+        return [r for r in self.rungs(up_to=step) if prev is None or not reached(prev, r)]
+
+    def should_prune(self, trial: FrozenTrial, trials: Mapping[int, FrozenTrial]) -> bool:
+        rungs = self.new_rungs(trial)
+        if not rungs or trial.intermediate[-1][1].get(self.metric) is None:
+            return False
+        value = float(trial.intermediate[-1][1][self.metric])
+        for rung in rungs:
             if math.isnan(value):
                 return True
             others = [v for n, t in trials.items()

@@ -69,15 +69,7 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
     name = "mo_asha"
 
     def should_prune(self, trial: FrozenTrial, trials: Mapping[int, FrozenTrial]) -> bool:
-        if not trial.intermediate:
-            return False
-        step = trial.intermediate[-1][0]
-        if self.max_budget is not None and reached(step, self.max_budget):
-            return False  # the whole budget is spent: the trial is finished, not stopped
-        prev = trial.intermediate[-2][0] if len(trial.intermediate) > 1 else None
-        for rung in self.rungs(up_to=step):
-            if prev is not None and reached(prev, rung):
-                continue  # judged at an earlier report (and it went on)
+        for rung in self.new_rungs(trial):
             own = rung_vector(trial, list(self.objectives), rung)
             if own is None:
                 return False

@@ -21,6 +21,9 @@ class Journal(ABC):
     section that makes read-check-append atomic across processes.
     """
 
+    #: Opened only to look at (nothing may be written; see ``SQLiteJournal(read_only=True)``).
+    read_only: bool = False
+
     @abstractmethod
     def create_study(self, name: str, config: dict[str, Any]) -> int:
         """Creates a study and returns its id; raises ``ValueError`` if the name is taken."""
