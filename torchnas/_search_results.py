@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._trial import FrozenTrial
 from torchnas.evaluation import Trainer
 from torchnas.export import save_model
-from torchnas.report._console import leaderboard
+from torchnas.report._console import leaderboard, state_counts
 from torchnas.space import build
 from torchnas.study import Study
 
@@ -64,11 +64,8 @@ class SearchResults:
     def leaderboard(self, top: int = 10) -> str:
         """The best trials as a table."""
         study = self._study()
-        ranked = study._ranked()
-        states = [t.state for t in study.trials]
-        counts = ", ".join(f"{states.count(s)} {s.value}" for s in TrialState if states.count(s))
-        head = f"Leaderboard of {study.name!r} ({counts})"
-        return head + "\n" + leaderboard(ranked, study.objectives, top=top)
+        head = f"Leaderboard of {study.name!r} ({state_counts(study.trials)})"
+        return head + "\n" + leaderboard(study._ranked(), study.objectives, top=top)
 
     def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
         """The best architecture as a model.

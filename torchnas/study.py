@@ -25,7 +25,7 @@ from torchnas._process import owner_alive, owner_token
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.execution import Executor, Plan
 from torchnas.execution._protocol import result_metrics
-from torchnas.report._console import leaderboard
+from torchnas.report._console import leaderboard, state_counts
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
@@ -342,10 +342,7 @@ class Study:
 
     def results_summary(self, top: int = 10) -> str:
         """A table of the best trials (Keras Tuner's ``results_summary``)."""
-        states: dict[str, int] = {}
-        for t in self.trials:
-            states[t.state.value] = states.get(t.state.value, 0) + 1
-        head = f"Study {self.name!r}: " + ", ".join(f"{v} {k}" for k, v in states.items())
+        head = f"Study {self.name!r}: {state_counts(self.trials)}"
         extra = [c for c in self.constraints if c not in self.objectives]
         if len(self.objectives) > 1 and self._ranked():  # several objectives: the front
             front = self.pareto_front()

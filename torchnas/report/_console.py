@@ -6,7 +6,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -16,7 +16,7 @@ from torchnas._trial import FrozenTrial, TrialState
 if TYPE_CHECKING:
     from torchnas.study import Study
 
-__all__ = ["ProgressBar", "format_arch", "leaderboard"]
+__all__ = ["ProgressBar", "format_arch", "leaderboard", "state_counts"]
 
 
 def format_arch(arch: Mapping[str, Any], width: int | None = 60) -> str:
@@ -35,31 +35,52 @@ def _fmt(v: float) -> str:
 
 
 class ProgressBar:
-    """A study callback drawing trials done, the best so far and the time left.
+    """A study callback drawing trials done, the best so far and the time left, with the
+    leaderboard live under the bar.
+
+    On a terminal the ``live_top`` best trials are redrawn in place under the bar after every
+    trial (they are cleared at the end, where the caller prints the whole leaderboard).
+    Elsewhere (a log file, a pipe) each new best is written on a line of its own above the bar.
 
     Args:
         total: trials this run will do (``None`` when bounded by time only).
         timeout: the run's time budget in seconds, if any.
         objective: the metric shown as "best", with its direction.
+        enabled: draw anything at all.
+        live_top: rows of the live leaderboard (0: none, and no new-best lines).
+        file: where to draw (standard error by default).
     """
 
     def __init__(self, total: int | None, timeout: float | None, objective: tuple[str, str],
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, *, live_top: int = 5, file: IO[str] | None = None) -> None:
         self.timeout = timeout
         self.objective = objective
         self.start = time.monotonic()
         self.best = math.nan
         self.counts = {"failed": 0, "pruned": 0}
+        self.live_top = live_top if enabled else 0
+        self.file = sys.stderr if file is None else file
         self.bar = tqdm(total=total, desc="search", unit="trial", disable=not enabled,
-                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+                        file=self.file, dynamic_ncols=True, mininterval=0.5, position=0)
+        # on a terminal, one line per leaderboard row (its header and rule included)
+        tty = self.live_top > 0 and _isatty(self.file)
+        self.rows = [tqdm(total=0, position=i + 1, bar_format="{desc}", leave=False,
+                          file=self.file, dynamic_ncols=True)
+                     for i in range(self.live_top + 2)] if tty else []
+        self.shown: list[int] = []  # trial numbers in the live leaderboard
 
     def __call__(self, study: Study, trial: FrozenTrial) -> None:
         name, direction = self.objective
+        news = ""
         if trial.state is TrialState.COMPLETE and trial.feasible:
             v = trial.value(name)
             better = v > self.best if direction == "max" else v < self.best
             if math.isfinite(v) and (math.isnan(self.best) or better):
                 self.best = v
+                news = (f"trial {trial.number}: new best {name} {_fmt(v)} "
+                        f"({format_arch(trial.arch)})")
+            if self.rows:
+                self._draw(study)
         elif trial.state.value in self.counts:
             self.counts[trial.state.value] += 1
         post: dict[str, str] = {f"best {name}": _fmt(self.best)}
@@ -69,16 +90,55 @@ class ProgressBar:
             post["time left"] = f"{left:.0f}s"
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
+        if news and self.live_top and not self.rows:
+            self.bar.write(news, file=self.file)
+
+    def _draw(self, study: Study) -> None:
+        """Redraws the live leaderboard when its trials changed."""
+        ranked = study._ranked()[: self.live_top]
+        numbers = [t.number for t in ranked]
+        if numbers == self.shown:
+            return
+        self.shown = numbers
+        lines = leaderboard(ranked, study.objectives, top=self.live_top).split("\n")
+        for row, line in zip(self.rows, lines + [""] * len(self.rows), strict=False):
+            row.set_description_str(line)
 
     def close(self) -> None:
-        """Ends the bar's line."""
+        """Ends the bar's line and clears the live leaderboard."""
+        for row in reversed(self.rows):
+            row.close()
         self.bar.close()
+
+
+def _isatty(file: IO[str]) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no such method, or a closed file
+        return False
 
 
 def leaderboard(trials: Sequence[FrozenTrial], objectives: Mapping[str, str],
                 extra: Sequence[str] = ("params", "train_seconds"), top: int = 10) -> str:
-    """The ``top`` trials (already ranked best first) as a table."""
-    cols = [*objectives, *(c for c in extra if c not in objectives)]
+    """The ``top`` trials (already ranked best first) as a table: the objectives, then the
+    ``extra`` metrics that at least one of them has."""
+    shown = trials[:top]
+    cols = [*objectives, *(c for c in extra if c not in objectives
+                           and any(math.isfinite(t.value(c)) for t in shown))]
     rows = [[str(i + 1), str(t.number), *(_fmt(t.value(c)) for c in cols), format_arch(t.arch)]
-            for i, t in enumerate(trials[:top])]
+            for i, t in enumerate(shown)]
     return format_table(["rank", "trial", *cols, "architecture"], rows)
+
+
+def state_counts(trials: Sequence[FrozenTrial]) -> str:
+    """``"8 complete (2 infeasible), 1 pruned"``: the trials by state, in the states' order;
+    complete trials that break a constraint (never ranked) are counted apart."""
+    parts = []
+    for state in TrialState:
+        of_state = [t for t in trials if t.state is state]
+        if not of_state:
+            continue
+        text = f"{len(of_state)} {state.value}"
+        infeasible = sum(not t.feasible for t in of_state) if state is TrialState.COMPLETE else 0
+        parts.append(text + (f" ({infeasible} infeasible)" if infeasible else ""))
+    return ", ".join(parts)
