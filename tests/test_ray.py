@@ -156,3 +156,16 @@ def test_ray_replaces_a_worker_whose_memory_grows_by_a_fresh_process() -> None:
         runs[t.metrics["pid"]] = runs.get(t.metrics["pid"], 0) + 1
     # 16 MB a trial over a 40 MB limit: a process serves 4 trials, then a new one takes over
     assert len(runs) >= 2 and max(runs.values()) <= 4, runs
+
+
+def test_a_cluster_address_without_a_cluster_fails_before_any_trial(tmp_path: Path) -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster is running on this machine")
+    study = tn.Study(objectives={"acc": "max"}, strategy="random", storage=tmp_path / "s.db")
+    with pytest.raises(tn.ConfigError, match="no Ray cluster reachable at address 'auto'"):
+        study.optimize(leaking, trials=2, executor=tn.execution.RayExecutor(address="auto"))
+    assert study.trials == [] and not ray.is_initialized()

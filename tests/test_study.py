@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -399,13 +400,20 @@ def test_reopening_checks_objectives_and_constraints(tmp_path: Path) -> None:
             tn.Study("s", storage=path, objectives=bad)
     with pytest.raises(tn.ConfigError, match="constraints"):
         tn.Study("s", storage=path, constraints={"params": ("<=", 11)})
-    again = tn.Study("s", storage=path, objectives=["acc", "params"], seed=99)
+    with pytest.warns(UserWarning, match="exists with seed 5: it goes on with that seed, not 99"):
+        again = tn.Study("s", storage=path, objectives=["acc", "params"], seed=99)
     assert again.objectives == {"acc": "max", "params": "min"}
     assert again.constraints == {"params": ("<=", 10.0)}
     assert again.seed == 5  # the stored seed wins: resume is replay
     again.journal.close()
 
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same seed, or none, continues quietly
+        for seed in (5, None):
+            quiet = tn.Study("s", storage=path, seed=seed)
+            assert quiet.seed == 5
+            quiet.journal.close()
 def test_load_study(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     with pytest.raises(ValueError, match="no such storage file"):

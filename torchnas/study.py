@@ -7,6 +7,7 @@ import math
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,7 +55,9 @@ class Study:
         scheduler: a scheduler name (``tn.schedulers.available()``), a
             :class:`~torchnas.schedulers.Scheduler`, ``{"name": ..., **kw}``, or ``None`` (the
             strategy's ``default_scheduler`` when it has one, else no early stopping).
-        seed: the seed every random stream derives from.
+        seed: the seed every random stream derives from (``None``: 0). A continued study
+            keeps the seed it was created with, so that its trials replay; another one given
+            here is ignored with a warning.
     """
 
     def __init__(
@@ -65,7 +68,7 @@ class Study:
         constraints: Mapping[str, Any] | None = None,
         strategy: str | Strategy | dict[str, Any] = "auto",
         scheduler: str | Scheduler | dict[str, Any] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.name = name
         self.journal = get_storage(storage)
@@ -75,7 +78,7 @@ class Study:
         if found is None:
             self.objectives = parse_objectives(objectives)
             self.constraints = parse_constraints(constraints)
-            self.seed = int(seed)
+            self.seed = 0 if seed is None else int(seed)
             self.strategy, spec = resolve(strategy, self.objectives)
             if scheduler is None:  # a strategy may name its own (BOHB: "hyperband")
                 scheduler = getattr(self.strategy, "default_scheduler", None)
@@ -105,8 +108,15 @@ class Study:
             if constraints is not None and parse_constraints(constraints) != self.constraints:
                 raise ConfigError(f"study {name!r} exists with constraints {config['constraints']}")
             self.seed = int(config["seed"])
-            self.strategy, _ = resolve(config["strategy"] if strategy == "auto" else strategy,
-                                       self.objectives)
+            if seed is not None and int(seed) != self.seed:
+                warnings.warn(f"study {name!r} exists with seed {self.seed}: it goes on with that "
+                              f"seed, not {seed} (use another name for a new study)",
+                              UserWarning, stacklevel=2)
+            self.strategy, spec = resolve(config["strategy"] if strategy == "auto" else strategy,
+                                          self.objectives)
+            if spec != config["strategy"]:
+                log.info("study %r was created with strategy %s; it goes on with %s",
+                         name, config["strategy"], spec)
             self.scheduler, _ = resolve_scheduler(
                 config.get("scheduler") if scheduler is None else scheduler)
         self.config = config

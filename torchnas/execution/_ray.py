@@ -145,7 +145,11 @@ class RayExecutor(Executor):
             if self.address is None:
                 start_local_ray(**(self.init_kwargs or {}))
             else:
-                ray.init(address=self.address, **(self.init_kwargs or {}))
+                try:
+                    ray.init(address=self.address, **(self.init_kwargs or {}))
+                except ConnectionError as exc:  # before any trial: nothing is lost
+                    raise ConfigError(f"executor 'ray': no Ray cluster reachable at address "
+                                      f"{self.address!r} ({exc})") from exc
             started = True
         try:
             workers = self.workers
