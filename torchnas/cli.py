@@ -213,6 +213,27 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from torchnas.report._dashboard import Dashboard
+
+    if not Path(args.db).exists():
+        raise TorchnasError(f"no such storage file: {args.db}")
+    try:
+        server = Dashboard(args.db, host=args.host, port=args.port)
+    except sqlite3.DatabaseError as exc:
+        raise TorchnasError(f"{args.db}: not a torchnas SQLite storage ({exc})") from None
+    except OSError as exc:
+        raise TorchnasError(f"cannot serve on {args.host}:{args.port}: {exc}") from None
+    print(f"torchnas dashboard of {args.db} at {server.url} (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchnas", description="Neural architecture search.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -248,6 +269,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["history", "pareto", "curves"], default="history",
                    help="a metric by trial, the Pareto front, or the learning curves")
     p.add_argument("--metric", help="the metric (default: the first objective; pareto: X,Y)")
+    p = sub.add_parser("dashboard", help="watch a study live in the browser (read-only)")
+    p.add_argument("db", help="the study's SQLite file")
+    p.add_argument("--host", default="127.0.0.1", help="the address to serve on")
+    p.add_argument("--port", type=int, default=8080, help="the port (0: any free one)")
     return parser
 
 
@@ -266,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
-                "best": _cmd_best, "export": _cmd_export, "plot": _cmd_plot}
+                "best": _cmd_best, "export": _cmd_export, "plot": _cmd_plot,
+                "dashboard": _cmd_dashboard}
     try:
         return commands[args.command](args)
     except (TorchnasError, ValueError) as exc:

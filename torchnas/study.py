@@ -114,7 +114,7 @@ class Study:
                               UserWarning, stacklevel=2)
             self.strategy, spec = resolve(config["strategy"] if strategy == "auto" else strategy,
                                           self.objectives)
-            if spec != config["strategy"]:
+            if spec != config["strategy"] and not self.journal.read_only:
                 log.info("study %r was created with strategy %s; it goes on with %s",
                          name, config["strategy"], spec)
             self.scheduler, _ = resolve_scheduler(

@@ -1,0 +1,143 @@
+"""A live dashboard of a study in the browser: ``torchnas dashboard DB``.
+
+A small HTTP server on the standard library. It serves one page (``dashboard.html``, no
+external scripts: it works offline) and a JSON view of the storage that the page polls. The
+storage is opened read-only, as by every reading command: watching a running search never
+writes to it, and trials appear as the search records them.
+
+Routes: ``/`` (the page), ``/api/studies`` (the studies in the file), ``/api/study?name=N``
+(one study: objectives, state counts, ranking, Pareto front, every trial).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from torchnas._trial import FrozenTrial, TrialState
+from torchnas.report._console import state_counts
+from torchnas.storage import get_storage
+from torchnas.study import Study, load_study
+
+__all__ = ["Dashboard", "study_view", "trial_view"]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become ``null``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def trial_view(trial: FrozenTrial) -> dict[str, Any]:
+    """One trial as the page reads it (JSON-ready; non-finite numbers are ``null``)."""
+    return _finite({
+        "number": trial.number, "state": trial.state.value, "arch": trial.arch,
+        "metrics": trial.metrics, "intermediate": [[s, m] for s, m in trial.intermediate],
+        "feasible": trial.feasible, "error": trial.error, "start": trial.start,
+        "end": trial.end, "duration": trial.duration, "budget": trial.budget,
+        "attempts": trial.attempts,
+    })
+
+
+def study_view(study: Study, top: int = 50) -> dict[str, Any]:
+    """A study as the page reads it: objectives, constraints, counts, the ``top`` ranked trial
+    numbers, the Pareto front's (several objectives), and every trial."""
+    trials = study.trials
+    ranked = study._ranked()
+    counts = {s.value: sum(t.state is s for t in trials) for s in TrialState}
+    return {
+        "name": study.name, "objectives": study.objectives,
+        "constraints": {k: list(v) for k, v in study.constraints.items()},
+        "counts": {k: v for k, v in counts.items() if v},
+        "infeasible": sum(t.state is TrialState.COMPLETE and not t.feasible for t in trials),
+        "summary": state_counts(trials),
+        "ranked": [t.number for t in ranked[:top]],
+        "front": [t.number for t in study.pareto_front()] if len(study.objectives) > 1 else [],
+        "trials": [trial_view(t) for t in trials],
+        "time": time.time(),
+    }
+
+
+class Dashboard(HTTPServer):
+    """The dashboard's server for the SQLite storage at ``db``.
+
+    ``Dashboard(db, port=0)`` binds a free port (``server.url`` says which); ``serve_forever()``
+    serves until ``shutdown()``. Requests are answered one at a time, on the serving thread,
+    which is the only one that touches the storage.
+    """
+
+    def __init__(self, db: str | os.PathLike[str], host: str = "127.0.0.1",
+                 port: int = 8080) -> None:
+        self.db = os.fspath(db)
+        if not os.path.exists(self.db.removeprefix("sqlite:///")):
+            raise ValueError(f"no such storage file: {self.db}")
+        get_storage(self.db, read_only=True).study_names()  # a foreign file fails now
+        self._studies: dict[str, Study] = {}
+        self.page = resources.files("torchnas.report").joinpath("dashboard.html").read_bytes()
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}/"
+
+    def study(self, name: str) -> Study:
+        """The study ``name``, opened read-only once and synced on every read."""
+        if name not in self._studies:
+            # the strategy is never asked here: a random one spares replaying to a model
+            self._studies[name] = load_study(self.db, name, read_only=True, strategy="random")
+        return self._studies[name]
+
+    def names(self) -> list[str]:
+        """The studies in the file now (a search may add one while we serve)."""
+        if self._studies:
+            return next(iter(self._studies.values())).journal.study_names()
+        return get_storage(self.db, read_only=True).study_names()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Dashboard
+
+    def do_GET(self) -> None:  # the name http.server calls
+        url = urlparse(self.path)
+        if url.path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+        elif url.path == "/api/studies":
+            self._json(HTTPStatus.OK, {"storage": self.server.db, "studies": self.server.names()})
+        elif url.path == "/api/study":
+            name = parse_qs(url.query).get("name", [""])[0]
+            try:
+                study = self.server.study(name)
+            except ValueError as exc:
+                self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+                return
+            self._json(HTTPStatus.OK, study_view(study))
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {url.path}"})
+
+    def _json(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a page polling every few seconds would fill the terminal."""
