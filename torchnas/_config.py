@@ -30,7 +30,26 @@ __all__ = [
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader reading ``1e-3`` as a float, as YAML 1.2 does (YAML 1.1 wants a dot:
-    ``1.0e-3``, and PyYAML makes ``1e-3`` a string)."""
+    ``1.0e-3``, and PyYAML makes ``1e-3`` a string), and refusing a key given twice in one
+    mapping (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"key {key!r} is given twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -142,16 +161,36 @@ def check_keys(where: str, given: Mapping[str, Any], target: Callable[..., Any],
 
 
 def resolve_object(where: str, ref: str) -> Any:
-    """Imports ``package.module:attribute``."""
+    """Imports ``package.module:attribute``.
+
+    Raises:
+        ConfigError: naming ``where`` and ``ref`` when ``ref`` is not of that form, when the
+            module cannot be imported (not found, a syntax error: with its file and line, or
+            any error its code raises on import) or has no such attribute.
+    """
     module_name, _, attr = ref.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise ConfigError(f"{where}: {ref!r} is not of the form package.module:name")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{where}: cannot import {module_name!r} ({exc})") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"{where}: {module_name!r} has no {attr!r}") from None
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: cannot import {module_name!r}: syntax error in "
+                          f"{exc.filename}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # the module's own code failed: name it and what it raised
+        raise ConfigError(f"{where}: importing {module_name!r} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            near = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")],
+                                             n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise ConfigError(f"{where}: {module_name!r} has no {attr!r}{hint}") from None
+    return obj
 
 
 def _matches(value: Any, hint: Any) -> bool:

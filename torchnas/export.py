@@ -24,11 +24,37 @@ from torchnas._errors import ConfigError
 from torchnas.space import HP, build
 from torchnas.space import builtin as spaces
 
-__all__ = ["FORMAT", "FORMATS", "load_model", "read_export", "save_model"]
+__all__ = ["FORMAT", "FORMATS", "check_path", "load_model", "read_export", "save_model"]
 
 FORMAT = "torchnas-model/1"
 #: File suffixes :func:`save_model` writes.
 FORMATS = (".pt", ".pt2", ".onnx", ".ts", ".torchscript")
+
+
+def check_path(path: str | Path) -> Path:
+    """Checks, before any work, that :func:`save_model` can write ``path``: a known suffix
+    (:data:`FORMATS`) and a place to write it (every existing parent a folder). Nothing is
+    created.
+
+    Raises:
+        ConfigError: naming the path and the problem.
+    """
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise ConfigError(f"export: the path must be a non-empty string, got {path!r}")
+    out = Path(path)
+    if out.suffix not in FORMATS:
+        hint = (f"; did you mean {out.suffix.lower()!r}?" if out.suffix.lower() in FORMATS
+                else "")
+        raise ConfigError(f"export {out}: unknown format {out.suffix!r}; use "
+                          f"{', '.join(FORMATS)}{hint}")
+    if out.is_dir():
+        raise ConfigError(f"export {out}: is a folder; name the file to write")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"export {out}: {parent} is a file, not a folder")
+            break
+    return out
 
 
 def save_model(
@@ -55,26 +81,34 @@ def save_model(
             exported as dynamic).
 
     Raises:
-        ConfigError: for an unknown suffix, a traced format without ``example_input``, or
-            ``.onnx`` without the ``onnx`` and ``onnxscript`` packages.
+        ConfigError: for an unknown suffix or a path that cannot be a file (see
+            :func:`check_path`), a model that is not a module, an ``arch`` (or ``meta``) that
+            is not JSON-able, a traced format without ``example_input``, or ``.onnx``
+            without the ``onnx`` and ``onnxscript`` packages.
     """
-    out = Path(path)
-    if out.suffix not in FORMATS:
-        raise ConfigError(f"export {out}: unknown format {out.suffix!r}; use "
-                          f"{', '.join(FORMATS)}")
+    out = check_path(path)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"export {out}: model must be a torch.nn.Module, "
+                          f"got {type(model).__name__}")
     if out.suffix != ".pt":
         if example_input is None:
             raise ConfigError(f"export {out}: the {out.suffix} format needs example_input")
         out.parent.mkdir(parents=True, exist_ok=True)
         _save_traced(out, model.cpu().eval(), example_input.cpu())
         return out
+    texts = {}
+    for what, value in (("arch", arch), ("space_kwargs", space_kwargs), ("meta", meta)):
+        try:
+            texts[what] = json.dumps(dict(value or {}))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"export {out}: {what} must be a JSON-able dict ({exc})") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
-        "arch": json.dumps(dict(arch)),
+        "arch": texts["arch"],
         "space": space or "",
-        "space_kwargs": json.dumps(dict(space_kwargs or {})),
-        "meta": json.dumps(dict(meta or {})),
+        "space_kwargs": texts["space_kwargs"],
+        "meta": texts["meta"],
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     torch.save(payload, out)
@@ -113,7 +147,13 @@ def read_export(path: str | Path) -> dict[str, Any]:
     if Path(path).suffix in loaders:
         raise ConfigError(f"{path}: not a torchnas .pt export; load it with "
                           f"{loaders[Path(path).suffix]}")
-    raw = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        raw = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+    except Exception as exc:  # not a torch file at all: torch raises many kinds
+        raise ConfigError(f"{path}: not a torchnas model export ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a torchnas model export (format {FORMAT})")
     return {
@@ -145,5 +185,12 @@ def load_model(path: str | Path, space: Callable[[HP], nn.Module] | None = None,
         model = build(space, saved["arch"])
     else:
         model = build(space, saved["arch"], **kwargs)
-    model.load_state_dict(saved["state_dict"])
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{path}: the space rebuilt a {type(model).__name__}, not an nn.Module")
+    try:
+        model.load_state_dict(saved["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"{path}: the saved weights do not fit the model this space builds "
+                          f"for architecture {saved['arch']} (another space, or other "
+                          f"space arguments?): {exc}") from None
     return model.eval()

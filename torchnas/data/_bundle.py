@@ -273,13 +273,14 @@ def _item(split: str, ds: Dataset[Any], i: int) -> tuple[torch.Tensor, torch.Ten
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise DataError(f"{split} split: item {i} is a {type(item).__name__}, "
                         f"expected an (input, label) pair")
-    return _tensor(item[0]), _tensor(item[1])
+    return _tensor(item[0], f"{split} split: item {i} input"), _tensor(
+        item[1], f"{split} split: item {i} label")
 
 
 def _tensor_split(split: str, pair: Any) -> TensorDataset:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise DataError(f"{split} split: expected an (x, y) pair, got {type(pair).__name__}")
-    x, y = _tensor(pair[0]), _tensor(pair[1])
+    x, y = _tensor(pair[0], f"{split} split: inputs"), _tensor(pair[1], f"{split} split: labels")
     if x.dim() < 2:
         raise DataError(f"{split} split: inputs need shape (N, *input_shape), got "
                         f"{tuple(x.shape)}; reshape(-1, 1) for a single feature")
@@ -298,7 +299,7 @@ def _all_labels(ds: Dataset[Any]) -> torch.Tensor:
         return _all_labels(ds.dataset)[torch.as_tensor(list(ds.indices), dtype=torch.long)]
     targets = getattr(ds, "targets", None)
     if targets is not None:
-        return torch.as_tensor(np.asarray(targets))
+        return _tensor(targets, "train split: targets")
     return torch.stack([_item("train", ds, i)[1] for i in range(_size(ds))])
 
 
@@ -306,8 +307,19 @@ def _unwrap(obj: Dataset[Any] | DataLoader[Any]) -> Dataset[Any]:
     return obj.dataset if isinstance(obj, DataLoader) else obj
 
 
-def _tensor(a: Any) -> torch.Tensor:
-    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+def _tensor(a: Any, what: str) -> torch.Tensor:
+    """``a`` as a tensor; :class:`DataError` naming ``what`` when it is not numeric (strings,
+    ragged lists, objects)."""
+    if isinstance(a, torch.Tensor):
+        return a
+    try:
+        return torch.as_tensor(np.asarray(a))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        kind = getattr(getattr(a, "dtype", None), "name", None) or type(a).__name__
+        first = str(exc).split(". ")[0]
+        raise DataError(f"{what} cannot be made a numeric tensor ({kind}: {first}); "
+                        f"labels must be integer class indices (encode strings first, e.g. "
+                        f"with sklearn's LabelEncoder) and inputs numbers") from None
 
 
 def _is_int(t: torch.Tensor) -> bool:

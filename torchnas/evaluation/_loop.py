@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from torchnas._errors import DataError
 from torchnas.data import Data
 
 __all__ = [
@@ -59,12 +60,26 @@ def autocast(device: torch.device, dtype: torch.dtype | None
 
 
 class Batches:
-    """``(x, y)`` batches on ``device``: tensor slicing for tensor datasets, else a DataLoader."""
+    """``(x, y)`` batches on ``device``: tensor slicing for tensor datasets, else a DataLoader.
+
+    With ``split`` (its name, for messages), the batches of a DataLoader (datasets that are
+    not tensor datasets, which :func:`~torchnas.data.validate` checks on a sample of items
+    only) are checked as they are read: labels in ``[0, num_classes)`` and finite inputs; a
+    bad batch raises :class:`~torchnas._errors.DataError` naming the split.
+    """
 
     def __init__(self, dataset: Dataset[Any] | DataLoader[Any], batch_size: int,
                  device: torch.device, *, generator: torch.Generator | None = None,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, split: str | None = None,
+                 num_classes: int | None = None) -> None:
         dataset = dataset.dataset if isinstance(dataset, DataLoader) else dataset
+        if isinstance(dataset, (tuple, list)) or not (
+                hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            hint = (": wrap (x, y) as torch.utils.data.TensorDataset(x, y)"
+                    if isinstance(dataset, (tuple, list)) else "")
+            raise DataError(f"{split or 'dataset'}: expected a torch Dataset of (input, label) "
+                            f"pairs or a DataLoader, got {type(dataset).__name__}{hint}")
+        self.split, self.num_classes = split, num_classes
         self.dataset, self.num_workers = dataset, num_workers
         self.batch_size, self.device, self.generator = batch_size, device, generator
         tensors = tensor_pair(dataset)
@@ -73,9 +88,28 @@ class Batches:
         self.loader = None if tensors is not None else DataLoader(
             dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator,
             num_workers=num_workers, pin_memory=device.type == "cuda")
-        self.size = len(self.tensors[1]) if self.tensors else len(dataset)  # type: ignore[arg-type]
+        self.size = len(self.tensors[1]) if self.tensors else len(dataset)
         if self.size == 0:
             raise ValueError("cannot train or evaluate on an empty dataset")
+
+    def _check(self, x: Any, y: Any) -> None:
+        """Raises :class:`DataError` for a loaded batch with labels out of range or NaN/inf
+        inputs (checked on the CPU, before the batch moves to the device)."""
+        where = (f"{self.split} split: a batch read from the dataset "
+                 f"({type(self.dataset).__name__}, checked only on a sample of its items "
+                 f"before the search)")
+        k = self.num_classes
+        if isinstance(y, torch.Tensor) and y.numel() and k is not None:
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= k:
+                raise DataError(f"{where} holds label {low if low < 0 else high}; labels must "
+                                f"be in [0, {k - 1}] (num_classes={k})")
+        if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
+            bad = ~torch.isfinite(x)
+            if bool(bad.any()):
+                nan = int(torch.isnan(x).sum())
+                raise DataError(f"{where} holds {nan} NaN and {int(bad.sum()) - nan} inf "
+                                f"input values")
 
     def subset(self, indices: torch.Tensor) -> Batches:
         """Batches over the samples ``indices`` only (shuffled among themselves when these
@@ -94,6 +128,8 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.loader is not None:
             for x, y in self.loader:
+                if self.split is not None:
+                    self._check(x, y)
                 yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             return
         assert self.tensors is not None
@@ -126,8 +162,10 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
     if not weights:
         raise ValueError("model has no trainable parameters")
     train = Batches(data.train_val() if final else data.train, cfg.batch_size, cfg.device,
-                    generator=generator, num_workers=cfg.num_workers)
-    val = None if final else Batches(data.val, 512, cfg.device, num_workers=cfg.num_workers)
+                    generator=generator, num_workers=cfg.num_workers,
+                    split="train+val" if final else "train", num_classes=data.num_classes)
+    val = None if final else Batches(data.val, 512, cfg.device, num_workers=cfg.num_workers,
+                                     split="val", num_classes=data.num_classes)
     steps: Sequence[int] = range(1, cfg.epochs + 1)
     sizes, order = [train.size] * cfg.epochs, None
     if cfg.data_percents is not None and not final:

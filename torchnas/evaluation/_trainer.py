@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from torchnas._errors import ConfigError
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
 
@@ -118,7 +119,8 @@ class Trainer:
         """Check every setting now (as :meth:`fit` does first).
 
         Raises:
-            ValueError: Naming the first bad argument and its valid values.
+            ConfigError: (a ``ValueError``) naming the first bad argument and its valid
+                values.
         """
         self._config(None, None)
 
@@ -151,7 +153,7 @@ class Trainer:
             (wall time of the whole fit) and ``epochs`` (trained).
 
         Raises:
-            ValueError: For a bad argument, before any training.
+            ConfigError: (a ``ValueError``) for a bad argument, before any training.
             FloatingPointError: When the training loss becomes NaN or inf.
         """
         cfg = self._config(params, seed, None if final else budget)
@@ -230,8 +232,8 @@ def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     """The autocast type of ``amp`` on ``device`` (``None``: full precision).
 
     Raises:
-        ValueError: naming ``amp`` when it is not ``True``, ``False`` or a name in
-            :data:`AMP_DTYPES`.
+        ConfigError: (a ``ValueError``) naming ``amp`` when it is not ``True``, ``False``
+            or a name in :data:`AMP_DTYPES`.
     """
     if amp is True:
         if device.type != "cuda":
@@ -241,7 +243,7 @@ def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
         return None
     if isinstance(amp, str) and amp in AMP_DTYPES:
         return getattr(torch, amp)
-    raise ValueError(f"amp must be True, False or one of {AMP_DTYPES}, got {amp!r}")
+    raise ConfigError(f"amp must be True, False or one of {AMP_DTYPES}, got {amp!r}")
 
 
 def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
@@ -281,16 +283,27 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]' or a torch.device, "
-                         f"got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available")
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda[:N]' or a torch.device, "
+                          f"got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but CUDA is not available")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device={device!r} but this machine has {count} CUDA "
+                              f"device(s): cuda:0 to cuda:{count - 1}")
+    elif dev.type not in ("cpu", "meta"):  # mps, xpu, ...: one empty tensor says if it works
+        try:
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError, AttributeError) as exc:
+            first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"device={device!r} is not available here ({first})") from None
     return dev
 
 
 def _integer(name: str, value: Any, *, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
@@ -301,13 +314,16 @@ def _real(name: str, value: Any, *, low: float, high: float = math.inf,
     above = number > low if open_low else number >= low
     if not (math.isfinite(number) and above and number < high):
         bounds = f"{'(' if open_low else '['}{low}, {high})"
-        raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number in {bounds}, got {value!r}")
     return number
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        near = [c for c in choices if isinstance(value, str) and c == value.lower()]
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+                          f"got {value!r}{hint}")
     return str(value)
 
 
