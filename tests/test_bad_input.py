@@ -192,3 +192,93 @@ def test_load_model_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"m\.pt: the saved weights do not fit"):
         load_model(tmp_path / "m.pt", space=space, out=3)
     assert isinstance(load_model(tmp_path / "m.pt", space=space), nn.Linear)
+
+
+# -- the search: space, data, study settings, storage -------------------------------------------
+def _mlp(hp: tn.HP) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, hp.choice("units", [4, 8])), nn.ReLU(),
+                         nn.Linear(hp.choice("units", [4, 8]), 2))
+
+
+def _search(tmp_path: Path, **kwargs: Any) -> tn.ModelSearch:
+    settings: dict[str, Any] = dict(space=_mlp, data=_data(), trainer=tn.Trainer(epochs=1),
+                                    trials=1, storage=tmp_path / "s.db", progress=False)
+    return tn.ModelSearch(**{**settings, **kwargs})
+
+
+def test_a_space_that_returns_no_module_is_named(tmp_path: Path) -> None:
+    def returns_none(hp: tn.HP) -> None:
+        hp.choice("units", [4, 8])
+
+    with pytest.raises(tn.SpaceError, match=r"returned NoneType, not an nn.Module "
+                                            r"\(decisions \{'units': 4\}\)"):
+        _search(tmp_path, space=returns_none).check()
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_integer_inputs_get_a_hint_to_convert_them(tmp_path: Path) -> None:
+    data = tn.data.from_tensors((X[:30].to(torch.uint8), Y[:30]), (X[30:].to(torch.uint8),
+                                                                   Y[30:]))
+    with pytest.raises(tn.SpaceError, match=r"\(torch.uint8\).*not floats: convert them"):
+        _search(tmp_path, data=data).check()
+
+
+def test_data_of_the_wrong_kind_names_its_type_not_its_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"got tuple; build one with tn.data.from_tensors") as e:
+        _search(tmp_path, data=(X, Y)).check()
+    assert "tensor(" not in str(e.value)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"seed": "abc"}, r"seed must be an integer, got 'abc'"),
+    ({"timeout": -1}, r"timeout"),
+    ({"export_to": "best.h5"}, r"unknown format '\.h5'"),
+])
+def test_search_settings_fail_before_storage_is_touched(tmp_path: Path, kwargs: dict[str, Any],
+                                                        message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _search(tmp_path, **kwargs).run()
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_constraint_on_a_metric_the_objective_never_returns_fails_the_trial() -> None:
+    study = tn.Study(objectives={"acc": "max"}, constraints={"size": ("<=", 3)},
+                     strategy="random")
+    study.optimize(lambda hp: {"acc": hp.float("x", 0.0, 1.0), "sise": 1.0}, trials=2)
+    assert [t.state for t in study.trials] == [tn.TrialState.FAILED] * 2
+    assert all("constraint metric 'size' is not among the trial's metrics" in (t.error or "")
+               for t in study.trials)
+
+
+def test_an_objective_that_is_not_a_function_fails_before_any_trial() -> None:
+    study = tn.Study(objectives={"acc": "max"})
+    with pytest.raises(ConfigError, match=r"objective must be a function of hp .* got str"):
+        study.optimize("train.py", trials=2)  # type: ignore[arg-type]
+    assert study.trials == []
+
+
+@pytest.mark.parametrize("kind", ["folder", "foreign"])
+def test_storage_that_cannot_be_a_database_is_named(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "runs.db"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\x00not sqlite\x00" * 200)
+    with pytest.raises(ConfigError, match=rf"storage {path}: cannot use it as a torchnas SQLite"):
+        tn.Study(storage=path)
+    if kind == "foreign":
+        assert path.read_bytes() == b"\x00not sqlite\x00" * 200
+
+
+def test_cli_data_loader_that_returns_no_data_is_named(
+        modules: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from torchnas.cli import main
+    monkeypatch.chdir(modules)
+    (modules / "mydata.py").write_text("def load():\n    return [1, 2, 3]\n")
+    (modules / "c.yaml").write_text("space: mlp\ndata: mydata:load\ntrials: 1\n")
+    try:
+        assert main(["search", "c.yaml"]) == 2
+    finally:
+        sys.modules.pop("mydata", None)
+    assert "data: mydata:load returned list, not a torchnas Data" in capsys.readouterr().err

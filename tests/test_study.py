@@ -267,12 +267,17 @@ def test_constraints_set_feasible_and_best_trial_ignores_infeasible() -> None:
     assert best.value("acc") < max(t.value("acc") for t in trials)  # the best is infeasible
 
 
-def test_a_missing_constrained_metric_is_infeasible() -> None:
+def test_a_missing_constrained_metric_fails_the_trial_with_the_reason() -> None:
     study = make(constraints={"latency": "< 5"})
     study.optimize(lambda hp: 0.5, trials=1)
-    assert study.trials[0].state is COMPLETE and study.trials[0].feasible is False
+    trial = study.trials[0]
+    assert trial.state is FAILED and trial.feasible is None
+    assert trial.error is not None and "constraint metric 'latency' is not among" in trial.error
     with pytest.raises(ValueError, match="no complete feasible"):
         _ = study.best_trial
+    # a constrained metric that is there but NaN is measured: the trial is infeasible
+    study.optimize(lambda hp: {"acc": 0.5, "latency": math.nan}, trials=1)
+    assert study.trials[1].state is COMPLETE and study.trials[1].feasible is False
 
 
 def brute_front(trials: list[tn.FrozenTrial]) -> set[int]:
@@ -406,14 +411,14 @@ def test_reopening_checks_objectives_and_constraints(tmp_path: Path) -> None:
     assert again.constraints == {"params": ("<=", 10.0)}
     assert again.seed == 5  # the stored seed wins: resume is replay
     again.journal.close()
-
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same seed, or none, continues quietly
         for seed in (5, None):
             quiet = tn.Study("s", storage=path, seed=seed)
             assert quiet.seed == 5
             quiet.journal.close()
+
+
 def test_load_study(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     with pytest.raises(ValueError, match="no such storage file"):

@@ -57,15 +57,23 @@ def build_search(config: dict[str, Any], where: str = "config") -> ModelSearch:
 
 def _data(spec: Any, where: str) -> Any:
     if isinstance(spec, str):
-        return resolve_object(where, spec)() if ":" in spec else spec
+        return _loaded(where, spec, resolve_object(where, spec)()) if ":" in spec else spec
     if isinstance(spec, dict):
         if not isinstance(spec.get("name"), str):
             raise TorchnasError(f"{where}: a data mapping needs 'name' ({tn_data.available()})")
         args = {k: v for k, v in spec.items() if k != "name"}
         if ":" in spec["name"]:
-            return resolve_object(where, spec["name"])(**args)
+            return _loaded(where, spec["name"], resolve_object(where, spec["name"])(**args))
         return tn_data.load(spec["name"], **args)
     raise TorchnasError(f"{where}: expected a dataset name or {{name: ..., ...}}, got {spec!r}")
+
+
+def _loaded(where: str, ref: str, data: Any) -> tn_data.Data:
+    """What a ``module:function`` data loader returned, which must be a torchnas Data."""
+    if not isinstance(data, tn_data.Data):
+        raise TorchnasError(f"{where}: {ref} returned {type(data).__name__}, not a torchnas "
+                            f"Data (tn.data.from_tensors / tn.data.from_datasets build one)")
+    return data
 
 
 def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from torchnas._model_metrics import ModelMetrics, Rejected, parse_fidelity
 from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._search_results import SearchResults
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas.export import check_path
 from torchnas.report._console import ProgressBar
 from torchnas.space import HP, SpaceInfo, build, explore
 from torchnas.space import builtin as spaces
@@ -186,7 +187,10 @@ class ModelSearch(SearchResults):
         """The data bundle (loaded when ``data`` is a name) after validation."""
         bundle = tn_data.load(self.data) if isinstance(self.data, str) else self.data
         if not isinstance(bundle, tn_data.Data):
-            raise ConfigError(f"data must be a dataset name or a torchnas Data, got {bundle!r}")
+            raise ConfigError(
+                f"data must be a dataset name or a torchnas Data, got {type(bundle).__name__}; "
+                f"build one with tn.data.from_tensors((x, y), (x_val, y_val)) or "
+                f"tn.data.from_datasets(train, val)")
         tn_data.validate(bundle)
         return bundle
 
@@ -243,6 +247,9 @@ class ModelSearch(SearchResults):
         self._check_study_settings(trainer)
         info = explore(self.space_fn, seed=self.seed)
         model = build(self.space_fn, _first_arch(info), strict=False)
+        if not isinstance(model, nn.Module):
+            raise SpaceError(f"the space function returned {type(model).__name__}, not an "
+                             f"nn.Module (decisions {_first_arch(info)})")
         x = torch.stack([torch.as_tensor(bundle.train[i][0])
                          for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
         try:
@@ -251,7 +258,9 @@ class ModelSearch(SearchResults):
         except Exception as exc:
             raise SpaceError(
                 f"a model of the space fails on a batch of {bundle.name!r} shaped "
-                f"{tuple(x.shape)}: {type(exc).__name__}: {exc}"
+                f"{tuple(x.shape)} ({x.dtype}): {type(exc).__name__}: {exc}"
+                + ("" if x.is_floating_point() else
+                   "; the inputs are not floats: convert them, e.g. x.float() / 255")
             ) from exc
         if out.ndim != 2 or out.shape[1] != bundle.num_classes:
             raise SpaceError(
@@ -269,8 +278,12 @@ class ModelSearch(SearchResults):
         else:
             resolve(self.strategy)
         execution.resolve(self.executor, self.workers)
-        execution.Plan(trials=self.trials, max_failures=self.max_failures,
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        execution.Plan(trials=self.trials, timeout=self.timeout, max_failures=self.max_failures,
                        retries=self.retries, trial_timeout=self.trial_timeout).check()
+        if self.export_to is not None:
+            check_path(self.export_to)
         names = [*parse_objectives(self.objectives or {"val_accuracy": "max"}),
                  *parse_constraints(self.constraints)]
         known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),

@@ -234,6 +234,10 @@ class Study:
                 error = error or "objective " + ", ".join(
                     f"{n!r} is {metrics[n]}" if n in metrics else f"{n!r} is missing" for n in bad
                 ) + f" (result: {metrics})"
+            elif missing := [n for n in self.constraints if n not in metrics]:
+                state = TrialState.FAILED
+                error = error or (f"constraint metric {', '.join(map(repr, missing))} is not "
+                                  f"among the trial's metrics (result: {metrics})")
         feasible = (is_feasible(metrics, self.constraints) if state is TrialState.COMPLETE
                     else False if state is TrialState.REJECTED else None)
         event = {"kind": "finish", "trial": number, "state": state.value, "metrics": metrics,
@@ -286,6 +290,9 @@ class Study:
             trial_timeout: seconds a trial may run before its worker process is stopped and it
                 is recorded FAILED (``"process"`` and ``"ray"`` executors).
         """
+        if not callable(objective):
+            raise ConfigError(f"objective must be a function of hp returning a float or a dict "
+                              f"of metrics, got {type(objective).__name__}")
         runner = execution.resolve(executor, workers)
         plan = Plan(trials=trials, timeout=timeout, callbacks=tuple(callbacks),
                     max_failures=max_failures, retries=retries, trial_timeout=trial_timeout)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from torchnas._errors import ConfigError
 from torchnas.storage._base import Event, Journal
 
 __all__ = ["SQLiteJournal"]
@@ -73,6 +74,14 @@ class SQLiteJournal(Journal):
                 raise ValueError(f"{self.path}: not a torchnas SQLite storage (it has no "
                                  f"studies and events tables)")
             return
+        try:
+            self._open(timeout)
+        except (OSError, sqlite3.DatabaseError) as exc:  # a folder, a foreign file, no access
+            raise ConfigError(f"storage {self.path}: cannot use it as a torchnas SQLite file "
+                              f"({type(exc).__name__}: {exc})") from None
+
+    def _open(self, timeout: float) -> None:
+        """Opens (creating when missing) the database for writing, in WAL mode."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
@@ -80,7 +89,7 @@ class SQLiteJournal(Journal):
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise OSError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
+            raise OSError(f"SQLite refused WAL journaling (got {mode!r})")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         with self.exclusive():
