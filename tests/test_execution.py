@@ -237,9 +237,11 @@ def test_faults_inline_match_the_process_executor() -> None:
     for kind in kinds:
         s.enqueue({"kind": kind})
     s.optimize(faulty, trials=len(kinds))
+    assert [t.arch["kind"] for t in s.trials] == kinds
     for t in s.trials:
         state, error = EXPECTED[t.arch["kind"]]
-        assert t.state is state and ((t.error or "").startswith(error) if error else True)
+        assert t.state is state, (t.arch, t.error)
+        assert (t.error or "").startswith(error) if error else t.error is None, t.error
 
 
 def test_too_many_failures_in_a_row_stop_and_leave_running_trials_to_run_again() -> None:
@@ -467,7 +469,10 @@ def test_a_search_is_picklable_without_its_study() -> None:
     copy = pickle.loads(pickle.dumps(search))
     assert copy.study is None and search.study is not None
     assert copy.dataset is not None and "space_fn" not in copy.__dict__
-    assert tn.build(copy.space_fn, search.best_trial.arch) is not None
+    width = search.best_trial.arch["width"]
+    model = tn.build(copy.space_fn, search.best_trial.arch)  # the space came back by name
+    assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [width, 4]
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 4)
 
 
 def test_a_model_search_in_two_workers_matches_inline() -> None:
@@ -527,9 +532,15 @@ def test_a_remote_recorder_records_what_an_inline_one_does(decisions: list[Any],
     driver = tn.Study(objectives="acc", strategy="random", seed=seed)
     here, there = Pipe()
     seen: dict[str, Any] = {}
+    recorders: list[type] = []
+
+    def objective(hp: tn.HP) -> float:
+        recorders.append(type(hp.trial))
+        seen.update(space(hp))
+        return 1.0
 
     def worker() -> None:
-        serve(there, lambda hp: seen.update(space(hp)) or 1.0)
+        serve(there, objective)
 
     thread = threading.Thread(target=worker)
     thread.start()
@@ -543,7 +554,7 @@ def test_a_remote_recorder_records_what_an_inline_one_does(decisions: list[Any],
     send(here, {"op": "stop"})
     thread.join()
     assert seen == expected == session.trial.hp.arch
-    assert isinstance(RemoteTrial, type)
+    assert recorders == [RemoteTrial]  # the worker's decisions went through the pipe
 
 
 @settings(max_examples=150, deadline=None)

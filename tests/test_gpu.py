@@ -71,9 +71,12 @@ def test_a_one_shot_search_runs_on_cuda_in_mixed_precision() -> None:
         ops = {"skip": nn.Identity, "conv": lambda: nn.Conv1d(1, 1, 3, padding=1)}
         return nn.Sequential(hp.op("e1", ops), nn.Flatten(), nn.Linear(16, 2))
 
-    method = tn.oneshot.DARTS(epochs=2, batch_size=32, device="cuda")
+    method = tn.oneshot.DARTS(epochs=2, batch_size=32, device="cuda")  # amp=True by default
     data = signals(256)
     net = method.supernet(space, data, seed=0)
+    seen = output_dtypes(net, nn.Conv1d)
     result = method.search(space, data, seed=0, net=net)
+    expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    assert set(seen) == {expected}
     assert set(result.arch) == {"e1"}
     assert all(p.device.type == "cuda" for p in net.parameters())

@@ -64,6 +64,7 @@ def test_darts_finds_the_op_that_solves_the_task(order: int) -> None:
 def test_gdas_runs_one_path_per_step_and_learns() -> None:
     data = signals()
     method = quick(GDAS, arch_lr=0.05, epochs=6, exclude_zero=False)
+    torch.manual_seed(0)  # the initial weights (supernet() seeds the logits only)
     net = method.supernet(conv_or_none, data)
     calls = {"none": 0, "conv": 0, "passes": 0}
     for name, m in zip(("none", "conv"), net.mixed_ops()[0].candidates, strict=True):
@@ -92,7 +93,10 @@ def test_spos_trains_single_paths_then_evolves_with_recalibrated_batch_norm() ->
     assert generations[-1]["best_fitness"] > 0.7
     for label in ("a", "b"):
         assert sum(result.alphas[label].values()) == pytest.approx(1.0)
-    tn.build(space, result.arch)
+    model = tn.build(space, result.arch)  # the derived path as a standalone model
+    kinds = {"none": Zero, "conv": nn.Sequential, "skip": nn.Identity}
+    assert [type(model[i]) for i in (1, 2)] == [kinds[result.arch[k]] for k in ("a", "b")]
+    assert model.eval()(torch.randn(3, 1, 16)).shape == (3, 2)
 
 
 def test_batch_norm_recalibration_estimates_the_path_statistics() -> None:
@@ -137,6 +141,7 @@ def test_early_stop_guard_stops_before_the_collapse() -> None:
     data = signals()
     method = quick(DARTS, arch_lr=0.3, epochs=6, warmup_epochs=1, collapse_guard="early_stop",
                    collapse_threshold=0.0)
+    torch.manual_seed(0)  # the initial weights (supernet() seeds the logits only)
     net = method.supernet(skip_or_conv, data)
     rigged(net, "conv")
     result = method.search(skip_or_conv, data, net=net)
@@ -145,6 +150,7 @@ def test_early_stop_guard_stops_before_the_collapse() -> None:
     assert result.arch == {"e1": "conv", "e2": "conv"}  # from the epoch before the collapse
     assert not result.collapse.collapsed and result.collapse.guard == "early_stop"
     unguarded = quick(DARTS, arch_lr=0.3, epochs=6, warmup_epochs=1, collapse_threshold=0.0)
+    torch.manual_seed(0)
     net = unguarded.supernet(skip_or_conv, data)
     rigged(net, "conv")
     assert unguarded.search(skip_or_conv, data, net=net).collapse.collapsed

@@ -100,6 +100,7 @@ def test_a_proxy_is_an_objective_computed_without_training(digits: tn.data.Data)
                             strategy="random", progress=False,
                             objectives={"naswot": "max"}, constraints={"params": ("<", 3000)})
     study = search.run()
+    assert any(t.state is tn.TrialState.COMPLETE for t in study.trials)
     for t in study.trials:
         if t.state is tn.TrialState.COMPLETE:
             assert set(t.metrics) == {"naswot", "params"} and t.metrics["naswot"] > 0

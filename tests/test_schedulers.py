@@ -245,7 +245,8 @@ def test_hyperband_brackets_are_deterministic_with_the_right_budgets() -> None:
     assert all(hb.budget(n) == 27 for n in numbers)
     wide = HyperbandScheduler(min_budget=10, max_budget=100)
     assert wide.bracket_sizes() == [9, 5, 3] and wide.rungs(0) == [10, 30, 90]
-    assert HyperbandScheduler(min_budget=0.1, max_budget=0.9).rungs(0) == [0.1, 0.30000000000000004]
+    # fractional budgets: rungs at min_budget * eta**k below max_budget (no rounding)
+    assert HyperbandScheduler(min_budget=0.1, max_budget=0.9).rungs(0) == [0.1, 0.1 * 3]
 
 
 def test_hyperband_compares_within_brackets_only() -> None:

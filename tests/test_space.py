@@ -411,8 +411,10 @@ def test_build_with_an_unknown_label_names_it() -> None:
             "layer0/norm": False, "bias": False, "layer1/width": 8}
     with pytest.raises(tn.SpaceError, match="layer1/width"):
         tn.build(model_space, arch)
-    model = tn.build(model_space, arch, strict=False)
-    assert isinstance(model, nn.Sequential)
+    model = tn.build(model_space, arch, strict=False)  # the unknown label is ignored
+    known = {k: v for k, v in arch.items() if k != "layer1/width"}
+    assert str(model) == str(tn.build(model_space, known))
+    assert shapes(model) == shapes(tn.build(model_space, known))
 
 
 def test_build_with_a_value_outside_the_domain_names_the_label() -> None:
@@ -442,7 +444,7 @@ def test_arch_key_is_stable_and_order_independent() -> None:
     assert list(a) != list(b)
     assert arch_key(a) == arch_key(b)
     assert arch_key(a) == arch_key(roundtrip(a))
-    assert len(arch_key(a)) == 16 and int(arch_key(a), 16) >= 0
+    assert len(arch_key(a)) == 16 and set(arch_key(a)) <= set("0123456789abcdef")
     # the key is a pure function of the canonical JSON (stable across processes and machines)
     assert canonical_json(a) == '{"act":"relu","depth":2,"lr":0.001,"norm":true,"skip":[0,2]}'
     assert arch_key({"lr": 0.001}) == arch_key({"lr": 1e-3})

@@ -294,12 +294,21 @@ def test_optuna_maps_states_and_imposed_decisions() -> None:
 
     study = tn.Study(objectives={"loss": "min"}, strategy={"name": "optuna",
                                                            "sampler": "random"})
+    study.enqueue({"x": 3})  # one failure at least
     study.optimize(flaky, trials=15)
+    pruned = study.ask(fixed={"x": 4})
+    pruned.report(1, {"loss": float(pruned.hp.int("x", 0, 9))})
+    study.tell(pruned, state=tn.TrialState.PRUNED)
     t = study.ask(fixed={"x": 5})
     study.tell(t, flaky(t.hp))
-    states = [t.state.name for t in study.strategy.optuna_study.trials]
-    assert states.count("FAIL") >= sum(t.state is tn.TrialState.FAILED for t in study.trials)
-    assert study.strategy.optuna_study.trials[-1].params == {"x": 5}
+    # imposed decisions leave a void Optuna trial (FAIL, nothing suggested) beside the one run
+    ran = [t for t in study.strategy.optuna_study.trials if t.params]
+    as_optuna = {"COMPLETE": "COMPLETE", "FAILED": "FAIL", "PRUNED": "PRUNED"}
+    assert [t.state.name for t in ran] == [as_optuna[t.state.name] for t in study.trials]
+    assert [t.params for t in ran] == [t.arch for t in study.trials]
+    assert ran[0].state.name == "FAIL" and ran[-2].state.name == "PRUNED"
+    assert ran[-2].intermediate_values == {1: 4.0}  # a pruned trial keeps its reports
+    assert ran[-1].params == {"x": 5}
 
 
 @needs_optuna

@@ -89,6 +89,7 @@ def test_a_float_result_is_the_first_objective() -> None:
 def test_missing_or_nan_objective_fails_with_the_reason(result: Any, reason: str) -> None:
     study = make()
     study.optimize(lambda hp: result, trials=2)
+    assert len(study.trials) == 2
     for t in study.trials:
         assert t.state is FAILED
         assert reason in (t.error or ""), t.error
@@ -106,6 +107,7 @@ def test_missing_or_nan_objective_fails_with_the_reason(result: Any, reason: str
 def test_a_result_that_is_not_a_number_fails_the_trial(result: Any, words: list[str]) -> None:
     study = make()
     study.optimize(lambda hp: result, trials=2)  # and the loop goes on
+    assert len(study.trials) == 2
     for t in study.trials:
         assert t.state is FAILED
         assert all(w in (t.error or "") for w in words), t.error
