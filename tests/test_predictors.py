@@ -160,7 +160,7 @@ def test_acquisitions_prefer_what_they_should() -> None:
         acquire("pi", mean, std, 1.0, rng)
 
 
-def test_study_predict_uses_the_first_objective(trials: list[tn.FrozenTrial]) -> None:
+def test_study_predict_uses_the_first_objective() -> None:
     study = tn.Study(objectives={"score": "max", "cost": "min"}, seed=0)
     study.optimize(lambda hp: {"score": hp.int("x", 0, 9) / 9, "cost": 9 - hp.int("x", 0, 9)},
                    trials=12)
