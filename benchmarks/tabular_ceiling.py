@@ -15,6 +15,10 @@ made, without any search strategy:
 * **knowing where to look**: 100 queries drawn at random among the model's top K entries
   (K = 100, 300, 1,000, 3,000; 200 draws): the regret of a strategy that knew, from the
   start, the region that model knows;
+* **what a strategy must know**: 100 queries drawn at random among the table's own top p %
+  of entries (p = 1, 2, 5, 10; ranked by the table's values themselves: an oracle): the
+  regret of a strategy whose every query lands there; and the share of the model's top p %
+  that is in the table's top p % (p = 2, 5): how well even the 131x model finds that region;
 * **how many labels it takes**: the same model fitted on ``n`` random entries (n = 100, 300,
   1,000, 3,000; ``--repeats`` seeds), then the 100 entries it ranks highest among the rest
   queried too: the regret of those ``n + 100`` queries. This is how many look-ups a model-based
@@ -115,7 +119,8 @@ def main() -> None:
     sizes = (100, 300, 1000, 3000)
     from scipy.stats import spearmanr
 
-    rows, needed, region = [], [], []
+    fracs = (0.01, 0.02, 0.05, 0.10)
+    rows, needed, region, oracle = [], [], [], []
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         x, y = entries(dataset)
         best = float(y.max())
@@ -130,6 +135,11 @@ def main() -> None:
                      " / ".join(f"{t:.2f}" for t in top),
                      f"{float(y[order[:100]].mean()):.2f}"])
         region.append([dataset, *(f"{r:.2f}" for r in within_top(y, pred, sizes))])
+        ks = tuple(int(len(y) * f) for f in fracs)
+        shares = [len(set(order[:k]) & set(np.argsort(-y)[:k])) / k
+                  for k in (int(len(y) * 0.02), int(len(y) * 0.05))]
+        oracle.append([dataset, *(f"{r:.2f}" for r in within_top(y, y, ks)),
+                       " / ".join(f"{s:.0%}" for s in shares)])
         needed.append([dataset, *(f"{r:.2f}" for r in labels_needed(x, y, sizes,
                                                                        args.repeats))])
         print(f"{dataset} done", flush=True)
@@ -139,6 +149,10 @@ def main() -> None:
                  "mean val of top 100"], rows))
     print("\nRegret of 100 random queries among the model's top K (200 draws):")
     print(table(["dataset", *(f"K = {k:,}" for k in sizes)], region))
+    print("\nRegret of 100 random queries among the table's own top p % (an oracle's region), "
+          "and the share of the model's top p % in the table's top p %:")
+    print(table(["dataset", *(f"top {f:.0%}" for f in fracs), "model's top 2% / 5% in it"],
+                oracle))
     print(f"\nRegret of n random entries plus the 100 a model fitted on them ranks highest "
           f"(mean over {args.repeats} seeds):")
     print(table(["dataset", *(f"n = {n:,} (+100)" for n in sizes)], needed))
