@@ -93,8 +93,7 @@ class HyperbandScheduler(Scheduler):
 
     def bracket(self, number: int, max_budget: float | None = None) -> int:
         """The bracket of trial ``number`` (smooth weighted round robin over the sizes)."""
-        cycle = _cycle(tuple(self.bracket_sizes(max_budget)))
-        return cycle[number % len(cycle)]
+        return _cycle(tuple(self.bracket_sizes(max_budget)))[number]
 
     def inferred_max(self, trials: Mapping[int, FrozenTrial]) -> float | None:
         """``max_budget``, or when it is ``None`` the last step of the lowest-numbered complete
@@ -111,8 +110,8 @@ class HyperbandScheduler(Scheduler):
         if top is None or top < self.min_budget:
             return False
         cycle = _cycle(tuple(self.bracket_sizes(top)))
-        b = cycle[trial.number % len(cycle)]
-        peers = {n: t for n, t in trials.items() if cycle[n % len(cycle)] == b}
+        b = cycle[trial.number]
+        peers = {n: t for n, t in trials.items() if cycle[n] == b}
         return self._bracket(b, top).should_prune(trial, peers)
 
     def _bracket(self, b: int, top: float) -> SuccessiveHalvingScheduler:
@@ -129,14 +128,29 @@ class HyperbandScheduler(Scheduler):
                                           min_early_stopping_rate=b)
 
 
+class _RoundRobin:
+    """Smooth weighted round robin over brackets: in each cycle of ``sum(sizes)`` numbers,
+    bracket ``b`` appears ``sizes[b]`` times, spread out (each step, the bracket with the most
+    credit is picked and pays the total). Picks are made as far as they are looked up: a
+    cycle can be astronomically long (``max_budget / min_budget`` in the millions)."""
+
+    def __init__(self, sizes: tuple[int, ...]) -> None:
+        self.sizes = sizes
+        self.total = sum(sizes)
+        self._credit = [0] * len(sizes)
+        self._picks: list[int] = []
+
+    def __getitem__(self, number: int) -> int:
+        i = number % self.total
+        while len(self._picks) <= i:
+            self._credit = [c + w for c, w in zip(self._credit, self.sizes, strict=True)]
+            pick = max(range(len(self.sizes)), key=lambda b: (self._credit[b], -b))
+            self._credit[pick] -= self.total
+            self._picks.append(pick)
+        return self._picks[i]
+
+
 @functools.lru_cache(maxsize=64)
-def _cycle(sizes: tuple[int, ...]) -> tuple[int, ...]:
-    """One cycle of smooth weighted round robin: bracket ``b`` appears ``sizes[b]`` times,
-    spread out (each step, the bracket with the most credit is picked and pays the total)."""
-    total, credit, cycle = sum(sizes), [0] * len(sizes), []
-    for _ in range(total):
-        credit = [c + w for c, w in zip(credit, sizes, strict=True)]
-        pick = max(range(len(sizes)), key=lambda b: (credit[b], -b))
-        credit[pick] -= total
-        cycle.append(pick)
-    return tuple(cycle)
+def _cycle(sizes: tuple[int, ...]) -> _RoundRobin:
+    """The round robin of ``sizes`` (kept: its picks are reused)."""
+    return _RoundRobin(sizes)

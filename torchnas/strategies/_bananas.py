@@ -21,9 +21,17 @@ import numpy as np
 from torchnas._errors import ConfigError
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain, arch_key
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import (
+    AskContext,
+    Strategy,
+    check_int,
+    check_real,
+    derive_seed,
+    warn_first_objective,
+)
 from torchnas.strategies._encoding import Encoding
-from torchnas.strategies._mutation import mutate, unseen
+from torchnas.strategies._evolution import planned
+from torchnas.strategies._mutation import ArchIndex, Fill, fresh_random, mutate
 from torchnas.strategies._surrogate import Surrogate, acquire
 
 __all__ = ["BananasStrategy"]
@@ -64,9 +72,14 @@ class BananasStrategy(Strategy):
         self.model = model
         self.max_train = max_train
         self.refit_every = refit_every
+        for key, low in (("startup", 0), ("ensemble", 1), ("candidates", 1), ("parents", 1),
+                         ("random_candidates", 0), ("max_train", 2), ("refit_every", 1)):
+            check_int("strategy 'bananas'", key, getattr(self, key), low)
+        check_real("strategy 'bananas'", "kappa", kappa, 0.0)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
+        warn_first_objective(self.name, objectives)
         if self.acquisition not in ("its", "ucb"):
             raise ConfigError(f"strategy 'bananas': acquisition must be 'its' or 'ucb', got "
                              f"{self.acquisition!r}")
@@ -77,7 +90,8 @@ class BananasStrategy(Strategy):
         self._metric, self._sign = name, 1.0 if direction == "max" else -1.0
         self._domains: dict[str, Domain] = {}
         self._conditional: set[str] = set()
-        self._seen: set[str] = set()
+        self._seen = ArchIndex()  # every finished architecture, as runs meet decisions
+        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
         self._told: list[FrozenTrial] = []
         self._scored: list[tuple[int, float]] = []  # (index in _told, signed objective)
         self._encoding: Encoding | None = None
@@ -91,13 +105,14 @@ class BananasStrategy(Strategy):
                 if self._told:
                     self._conditional.add(label)
         self._conditional.update(lb for lb in self._domains if lb not in trial.arch)
-        self._seen.add(trial.key)
+        self._seen.add(trial.arch, trial.domains)
         self._told.append(trial)
         value = self._sign * trial.value(self._metric)
         if trial.state is TrialState.COMPLETE and math.isfinite(value):
             self._scored.append((len(self._told) - 1, value))
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        self._met.setdefault(label, domain)
         return domain.sample(ctx.rng(label))
 
     # -- the predictor ----------------------------------------------------------------------
@@ -132,8 +147,10 @@ class BananasStrategy(Strategy):
         self._fitted = (n, self._encoding, model)
         return model
 
-    def _candidates(self, ctx: AskContext, rng: random.Random) -> list[dict[str, Any]]:
-        """Mutations of the best architectures and random ones, none seen or running."""
+    def _candidates(self, rng: random.Random, fill: Fill,
+                    pending: ArchIndex) -> list[dict[str, Any]]:
+        """Mutations of the best architectures and random ones, none seen or running (as the
+        run would meet them: a changed decision drops labels and brings in new ones)."""
         best = sorted(self._scored, key=lambda d: -d[1])[: max(1, self.parents)]
         parents = [self._told[i].arch for i, _ in best]
         n_random = min(self.random_candidates, self.candidates)
@@ -141,19 +158,24 @@ class BananasStrategy(Strategy):
                       k=1 if rng.random() < 0.7 else 2)
                for j in range(self.candidates - n_random)]
         out += [{lb: d.sample(rng) for lb, d in self._domains.items()} for _ in range(n_random)]
-        seen = self._seen | {arch_key(p) for p in ctx.pending}
         fresh: dict[str, dict[str, Any]] = {}
-        for cand in unseen(out, seen):
-            fresh.setdefault(arch_key(cand), cand)
+        for cand in out:
+            key = arch_key(cand)
+            if key not in fresh and not (self._seen.covers(cand, fill)
+                                         or pending.covers(cand, fill)):
+                fresh[key] = cand
         return list(fresh.values())
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
+        fill = planned(self, ctx)
+        # a running trial that has recorded nothing yet could be anything: it is left out
+        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
         if len(self._scored) < max(self.startup, 2):
-            return {}
+            return fresh_random(self._seen, pending, fill, ctx.rng("bananas", "random"))
         rng = ctx.rng("bananas")
-        cands = self._candidates(ctx, rng)
+        cands = self._candidates(rng, fill, pending)
         if not cands:
-            return {}
+            return fresh_random(self._seen, pending, fill, ctx.rng("bananas", "random"))
         x = self._encode(cands)
         mean, std = self._fit().predict(x)
         nrng = np.random.default_rng(rng.getrandbits(64))

@@ -15,11 +15,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchnas._errors import ConfigError
 from torchnas._objectives import crowding_distance, nondominated_fronts
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy
+from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
 from torchnas.strategies._mutation import ArchIndex, Fill, crossover, fresh_random, mutate
 
 __all__ = ["EvolutionStrategy", "Score", "improves", "planned", "rank_keys", "score"]
@@ -127,10 +126,8 @@ class EvolutionStrategy(Strategy):
                  crossover: float = 0.0, startup: int | None = None) -> None:
         for key, value, low in (("population", population, 1), ("sample_size", sample_size, 1),
                                 ("mutations", mutations, 0), ("startup", startup, 0)):
-            if value is not None and (not isinstance(value, int) or value < low):
-                raise ConfigError(f"evolution: {key} must be an integer >= {low}, got {value!r}")
-        if not 0.0 <= crossover <= 1.0:
-            raise ConfigError(f"evolution: crossover must be in [0, 1], got {crossover!r}")
+            check_int("evolution", key, value, low, optional=key == "startup")
+        check_real("evolution", "crossover", crossover, 0.0, 1.0)
         self.population = population
         self.sample_size = sample_size
         self.mutations = mutations
@@ -142,6 +139,7 @@ class EvolutionStrategy(Strategy):
         self._members: deque[tuple[FrozenTrial, Score]] = deque(maxlen=self.population)
         self._seen = ArchIndex()
         self._domains: dict[str, Domain] = {}
+        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
 
     @property
     def members(self) -> list[FrozenTrial]:
@@ -180,7 +178,7 @@ class EvolutionStrategy(Strategy):
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         fill = planned(self, ctx)
         # a running trial that has recorded nothing yet could be anything: it is left out
-        pending = ArchIndex((a for a in ctx.pending if a), self._domains)
+        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
 
         parents = self.parents(ctx)
         rng = ctx.rng("evolution", "breed")
@@ -197,4 +195,5 @@ class EvolutionStrategy(Strategy):
         return fresh_random(self._seen, pending, fill, rng, _TRIES)
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        self._met.setdefault(label, domain)
         return domain.sample(ctx.rng(label))

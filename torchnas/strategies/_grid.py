@@ -17,7 +17,13 @@ from typing import Any
 from torchnas._errors import SpaceError
 from torchnas._trial import FrozenTrial
 from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import (
+    AskContext,
+    Strategy,
+    check_bool,
+    check_int,
+    derive_seed,
+)
 
 __all__ = ["GridStrategy"]
 
@@ -53,6 +59,8 @@ class GridStrategy(Strategy):
     name = "grid"
 
     def __init__(self, float_points: int = 5, shuffle: bool = False) -> None:
+        check_int("strategy 'grid'", "float_points", float_points, 1)
+        check_bool("strategy 'grid'", "shuffle", shuffle)
         self.float_points = float_points
         self.shuffle = shuffle
         self._root: _Node | None = None

@@ -12,10 +12,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from torchnas._errors import ConfigError
 from torchnas._trial import FrozenTrial
 from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import AskContext, Strategy, check_int, derive_seed
 from torchnas.strategies._evolution import Score, improves, planned, score
 from torchnas.strategies._mutation import ArchIndex, fresh_random, neighbours
 
@@ -53,8 +52,7 @@ class LocalSearchStrategy(Strategy):
 
     def __init__(self, startup: int = 10, float_points: int = 8) -> None:
         for key, value, low in (("startup", startup, 0), ("float_points", float_points, 2)):
-            if not isinstance(value, int) or value < low:
-                raise ConfigError(f"local: {key} must be an integer >= {low}, got {value!r}")
+            check_int("local", key, value, low)
         self.startup = startup
         self.float_points = float_points
 
@@ -62,6 +60,7 @@ class LocalSearchStrategy(Strategy):
         super().setup(objectives, seed)
         self._seen = ArchIndex()
         self._domains: dict[str, Domain] = {}
+        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
         self._incumbent: tuple[FrozenTrial, Score] | None = None
         self._moves: list[dict[str, Any]] = []  # the incumbent's neighbours, in visiting order
         self._next = 0  # the moves before this one were evaluated (the index only grows)
@@ -95,7 +94,7 @@ class LocalSearchStrategy(Strategy):
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         fill = planned(self, ctx)
-        pending = ArchIndex((a for a in ctx.pending if a), self._domains)
+        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
         if ctx.number >= self.startup and self._incumbent is not None:
             self._skip_evaluated()
             for move in self._moves[self._next:]:
@@ -104,4 +103,5 @@ class LocalSearchStrategy(Strategy):
         return fresh_random(self._seen, pending, fill, ctx.rng("local", "restart"))
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        self._met.setdefault(label, domain)
         return domain.sample(ctx.rng(label))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from torchnas._trial import FrozenTrial
@@ -242,26 +242,59 @@ class ArchIndex:
                 return False
             node = child
 
-    def sample_unseen(self, rng: random.Random) -> dict[str, Any] | None:
-        """Decisions drawn at random along the trie until they leave every recorded path.
+    def sample_unseen(self, rng: random.Random,
+                      others: Sequence[ArchIndex] = ()) -> dict[str, Any] | None:
+        """Decisions drawn at random along the trie (and those of ``others``, walked together)
+        until they leave every recorded path.
 
-        Returns the drawn prefix (the run decides the rest, so it is new), or ``None`` when the
-        draw ended on a recorded architecture or at a label of unknown domain.
+        A value whose branch ends at a recorded architecture is drawn again (a few times, then
+        picked among the values left where the domain can be listed). Returns the drawn prefix
+        (the run decides the rest, so it is new), or ``None`` when the draw ended on a recorded
+        architecture or at a label of unknown domain.
         """
-        node, out = self._root, dict[str, Any]()
-        while not node.end:
-            if not node.next:
+        nodes, out = [self._root, *(o._root for o in others)], dict[str, Any]()
+        while not any(node.end for node in nodes):
+            ahead = [node for node in nodes if node.next]
+            if not ahead:
                 return out
-            label, (dom, branches) = next(iter(node.next.items()))
+            label = next(iter(ahead[0].next))
+            met = [node.next[label] for node in ahead if label in node.next]
+            dom = next((d for d, _ in met if d is not None), None)
             if dom is None:
                 return None
-            value = dom.sample(rng)
+            branches = [b for _, b in met]
+            value = _draw_open(dom, branches, rng)
+            if value is _NOTHING:
+                return None
             out[label] = value
-            child = branches.get(_vkey(value))
-            if child is None:
+            key = _vkey(value)
+            nodes = [b[key] for b in branches if key in b]
+            if not nodes:
                 return out
-            node = child
         return None
+
+
+_NOTHING = object()
+
+
+def _draw_open(dom: Domain, branches: Sequence[Mapping[str, _Node]],
+               rng: random.Random) -> Any:
+    """A value of ``dom`` whose branch does not end at a recorded architecture (drawn as the
+    domain samples, a few times; then uniformly among the open values of a listable domain);
+    ``_NOTHING`` when none is open."""
+
+    def open_(value: Any) -> bool:
+        key = _vkey(value)
+        return not any(key in b and b[key].end for b in branches)
+
+    for _ in range(4):
+        value = dom.sample(rng)
+        if open_(value):
+            return value
+    if dom.size is not None and dom.size <= _ENUMERABLE:
+        values = [v for v in dom.values() if open_(v)]
+        return values[rng.randrange(len(values))] if values else _NOTHING
+    return value
 
 
 def _single(node: _Node, label: str) -> _Node:
@@ -277,13 +310,13 @@ def fresh_random(seen: ArchIndex, pending: ArchIndex, fill: Fill, rng: random.Ra
     """Decisions that make a random trial new where possible.
 
     None at all (every decision left to the strategy's random ``fill``) when that run would
-    be new; else a random prefix leading off every recorded path (up to ``tries`` draws); else
-    none (the space may be exhausted).
+    be new; else a random prefix leading off every path recorded in ``seen`` or ``pending``
+    (up to ``tries`` draws); else none (the space may be exhausted).
     """
     if not (seen.covers({}, fill) or pending.covers({}, fill)):
         return {}
     for _ in range(tries):
-        drawn = seen.sample_unseen(rng)
+        drawn = seen.sample_unseen(rng, [pending])
         if drawn is not None and not pending.covers(drawn, fill):
             return drawn
     return {}

@@ -19,11 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchnas._errors import ConfigError
 from torchnas._objectives import crowding_distance, nondominated_fronts, signed_values, violation
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy
+from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
 from torchnas.strategies._evolution import planned
 from torchnas.strategies._mutation import ArchIndex, crossover, fresh_random, mutate
 
@@ -109,11 +108,9 @@ class NSGA2Strategy(Strategy):
 
     def __init__(self, population: int = 10, crossover: float = 0.9,
                  mutation: float | None = None) -> None:
-        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
-            raise ConfigError(f"nsga2: population must be an integer >= 2, got {population!r}")
-        for key, value in (("crossover", crossover), ("mutation", mutation)):
-            if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ConfigError(f"nsga2: {key} must be in [0, 1], got {value!r}")
+        check_int("nsga2", "population", population, 2)
+        check_real("nsga2", "crossover", crossover, 0.0, 1.0)
+        check_real("nsga2", "mutation", mutation, 0.0, 1.0, optional=True)
         self.population = population
         self.crossover = crossover
         self.mutation = mutation
@@ -125,6 +122,7 @@ class NSGA2Strategy(Strategy):
         self._parents: list[list[Member]] = []  # parents of generation 1, 2, ... (valid prefix)
         self._seen = ArchIndex()
         self._domains: dict[str, Domain] = {}
+        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
 
     def set_constraints(self, constraints: Mapping[str, tuple[str, float]]) -> None:
         """The study's constraints (``{"metric": (op, bound)}``), to rank infeasible trials."""
@@ -178,7 +176,7 @@ class NSGA2Strategy(Strategy):
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         fill = planned(self, ctx)
         # a running trial that has recorded nothing yet could be anything: it is left out
-        pending = ArchIndex((a for a in ctx.pending if a), self._domains)
+        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
         rng = ctx.rng("nsga2")
         pool = self.parents(ctx.number // self.population)
         if pool:
@@ -198,4 +196,5 @@ class NSGA2Strategy(Strategy):
         return fresh_random(self._seen, pending, fill, rng, _TRIES)
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        self._met.setdefault(label, domain)
         return domain.sample(ctx.rng(label))

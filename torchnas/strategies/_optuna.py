@@ -146,6 +146,12 @@ class OptunaStrategy(Strategy):
             raise ConfigError(f"strategy 'optuna': unknown sampler {self.sampler!r}; known: "
                              f"{sorted(SAMPLERS)}, or a class path such as "
                              f"'optuna.samplers.TPESampler'")
+        if not isinstance(self.sampler, (str, optuna.samplers.BaseSampler)):
+            raise ConfigError(f"strategy 'optuna': sampler must be a name, a class path or an "
+                              f"Optuna sampler, got {self.sampler!r}")
+        if self.sampler_kwargs is not None and not isinstance(self.sampler_kwargs, dict):
+            raise ConfigError(f"strategy 'optuna': sampler_kwargs must be a dict or None, got "
+                              f"{self.sampler_kwargs!r}")
         directions = ["maximize" if d == "max" else "minimize" for d in objectives.values()]
         with _quiet(optuna):
             self._study = optuna.create_study(directions=directions, sampler=self._sampler(-1))
@@ -171,10 +177,18 @@ class OptunaStrategy(Strategy):
             cls = getattr(self._optuna.samplers, SAMPLERS[self.sampler])
         else:
             module, _, name = self.sampler.rpartition(".")
-            cls = getattr(importlib.import_module(module), name)
+            try:
+                cls = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(f"strategy 'optuna': sampler {self.sampler!r} cannot be "
+                                  f"imported: {exc}") from exc
         kwargs = {"seed": derive_seed(self.seed, number, "optuna") % 2**32,
                   **(self.sampler_kwargs or {})}
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"strategy 'optuna': sampler {self.sampler!r} does not take "
+                              f"sampler_kwargs {self.sampler_kwargs!r}: {exc}") from exc
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         stale = self._live.pop(ctx.number, None)

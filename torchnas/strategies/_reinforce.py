@@ -19,10 +19,16 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from torchnas._errors import ConfigError
 from torchnas._trial import FrozenTrial
 from torchnas.space import Domain, Float, Int
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import (
+    AskContext,
+    Strategy,
+    check_int,
+    check_real,
+    derive_seed,
+    warn_first_objective,
+)
 from torchnas.strategies._evolution import score
 
 __all__ = ["ReinforceStrategy"]
@@ -158,15 +164,11 @@ class ReinforceStrategy(Strategy):
 
     def __init__(self, lr: float = 0.01, baseline_decay: float = 0.95, entropy: float = 1e-3,
                  bins: int = 10, hidden: int = 64) -> None:
-        for key, value, ok, need in (
-            ("lr", lr, lr > 0, "> 0"),
-            ("baseline_decay", baseline_decay, 0 <= baseline_decay < 1, "in [0, 1)"),
-            ("entropy", entropy, entropy >= 0, ">= 0"),
-            ("bins", bins, isinstance(bins, int) and bins >= 2, "an integer >= 2"),
-            ("hidden", hidden, isinstance(hidden, int) and hidden >= 1, "an integer >= 1"),
-        ):
-            if not ok:
-                raise ConfigError(f"rl: {key} must be {need}, got {value!r}")
+        check_real("rl", "lr", lr, 0.0, open_low=True)
+        check_real("rl", "baseline_decay", baseline_decay, 0.0, 1.0, open_high=True)
+        check_real("rl", "entropy", entropy, 0.0)
+        check_int("rl", "bins", bins, 2)
+        check_int("rl", "hidden", hidden, 1)
         self.lr = lr
         self.baseline_decay = baseline_decay
         self.entropy = entropy
@@ -175,6 +177,7 @@ class ReinforceStrategy(Strategy):
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
+        warn_first_objective(self.name, objectives)
         gen = torch.Generator().manual_seed(derive_seed(seed, "rl") % 2**63)
         self._cell = torch.nn.GRUCell(self.hidden, self.hidden)
         for p in self._cell.parameters():  # torch's own init, seeded

@@ -23,7 +23,14 @@ import numpy as np
 from torchnas._errors import ConfigError
 from torchnas._trial import FrozenTrial
 from torchnas.space import Domain, arch_key
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import (
+    AskContext,
+    Strategy,
+    check_int,
+    check_real,
+    derive_seed,
+    warn_first_objective,
+)
 from torchnas.strategies._encoding import Encoding
 from torchnas.strategies._evolution import planned, score
 from torchnas.strategies._mutation import ArchIndex, fresh_random, mutate, neighbours
@@ -72,24 +79,23 @@ class SMACStrategy(Strategy):
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
+        warn_first_objective(self.name, objectives)
         for key, low in (("startup", 0), ("members", 1), ("random_candidates", 0),
                          ("starts", 0), ("steps", 0), ("float_points", 2),
                          ("max_train", 2)):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < low:
-                raise ConfigError(f"strategy 'smac': {key} must be an integer >= {low}, got "
-                                  f"{value!r}")
+            check_int("strategy 'smac'", key, getattr(self, key), low)
         if self.surrogate not in KINDS:
             raise ConfigError(f"strategy 'smac': surrogate must be one of {KINDS}, got "
                               f"{self.surrogate!r}")
         if self.acquisition not in ACQUISITIONS:
             raise ConfigError(f"strategy 'smac': acquisition must be one of {ACQUISITIONS}, "
                               f"got {self.acquisition!r}")
-        if not 0.0 <= self.random_fraction <= 1.0:
-            raise ConfigError(f"strategy 'smac': random_fraction must be in [0, 1], got "
-                              f"{self.random_fraction!r}")
+        check_real("strategy 'smac'", "random_fraction", self.random_fraction, 0.0, 1.0)
+        check_real("strategy 'smac'", "kappa", self.kappa, 0.0)
+        check_real("strategy 'smac'", "xi", self.xi)
         self._seen = ArchIndex()
         self._domains: dict[str, Domain] = {}
+        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
         self._archs: list[dict[str, Any]] = []
         self._values: list[float] = []  # NaN: failed or infeasible (imputed as the worst)
         self._first = next(iter(objectives))
@@ -106,6 +112,7 @@ class SMACStrategy(Strategy):
         self._values.append(s[1][0] if s[0] == 2 else math.nan)
 
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
+        self._met.setdefault(label, domain)
         return domain.sample(ctx.rng(label))
 
     def _fit(self, y: np.ndarray) -> tuple[Encoding, Surrogate]:
@@ -130,7 +137,7 @@ class SMACStrategy(Strategy):
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
         fill = planned(self, ctx)
-        pending = ArchIndex((a for a in ctx.pending if a), self._domains)
+        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
         rng = ctx.rng("smac")
         y = np.array(self._values)
         good = np.isfinite(y)

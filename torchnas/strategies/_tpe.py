@@ -21,7 +21,15 @@ import numpy as np
 from torchnas._objectives import nondominated_fronts
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain, Float
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import (
+    AskContext,
+    Strategy,
+    check_bool,
+    check_int,
+    check_real,
+    derive_seed,
+    warn_first_objective,
+)
 from torchnas.strategies._parzen import Column, logsumexp
 
 __all__ = ["BOHBStrategy", "TPEStrategy"]
@@ -76,6 +84,18 @@ class TPEStrategy(Strategy):
         self.prior_weight = prior_weight
         self.multivariate = multivariate
         self.constant_liar = constant_liar
+        self._check()
+
+    def _check(self) -> None:
+        """:class:`ConfigError` naming a bad setting."""
+        owner = f"strategy {self.name!r}"
+        if hasattr(self, "startup"):
+            check_int(owner, "startup", self.startup, 0)
+        check_int(owner, "candidates", self.candidates, 1)
+        check_real(owner, "gamma", self.gamma, 0.0, 1.0, open_low=True, optional=True)
+        check_real(owner, "prior_weight", self.prior_weight, 0.0, open_low=True)
+        check_bool(owner, "multivariate", self.multivariate)
+        check_bool(owner, "constant_liar", self.constant_liar)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
@@ -241,9 +261,13 @@ class BOHBStrategy(TPEStrategy):
         self.prior_weight = prior_weight
         self.multivariate = multivariate
         self.constant_liar = constant_liar
+        self._check()
+        check_int("strategy 'bohb'", "min_points", min_points, 1, optional=True)
+        check_real("strategy 'bohb'", "random_fraction", random_fraction, 0.0, 1.0)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
+        warn_first_objective(self.name, objectives)
         self._reports: dict[float, dict[int, float]] = {}
 
     def _observe(self, row: int, trial: FrozenTrial) -> None:
