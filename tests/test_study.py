@@ -21,6 +21,7 @@ import pytest
 import torchnas as tn
 from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._process import owner_alive, owner_token
+from torchnas._trial import report_step
 from torchnas.storage import Event, MemoryJournal, SQLiteJournal
 
 COMPLETE, FAILED, PRUNED = tn.TrialState.COMPLETE, tn.TrialState.FAILED, tn.TrialState.PRUNED
@@ -695,3 +696,34 @@ def test_a_fixed_value_outside_a_dependent_domain_is_suggested_again() -> None:
     x = trial.hp.int("x", 0, n)
     assert n == 2 and 0 <= x <= 2
     study.tell(trial, float(x))
+
+
+def test_fractional_report_steps_are_kept_and_bad_ones_fail_the_trial() -> None:
+    study = make(scheduler={"name": "asha", "min_budget": 0.5, "max_budget": 4.5,
+                            "reduction_factor": 3})
+
+    def halves(hp: tn.HP) -> float:
+        x = hp.float("x", 0.0, 1.0)
+        for step in (0.5, 1.5, 2.5):
+            hp.trial.report(step, {"acc": x * step})
+        return x
+
+    study.optimize(halves, trials=6)
+    reported = [[s for s, _ in t.intermediate] for t in study.trials]
+    assert reported[0] == [0.5, 1.5, 2.5]  # the first trial goes on: the best so far
+    assert all(r == [0.5, 1.5, 2.5][: len(r)] and r for r in reported)
+    assert any(t.state is PRUNED for t in study.trials)  # judged at the rungs 0.5 and 1.5
+    assert study.trials[0].intermediate[0][1] == {"acc": 0.5 * study.trials[0].metrics["acc"]}
+
+    def bad(hp: tn.HP) -> float:
+        kind = hp.choice("step", ["negative", "nan"])
+        hp.trial.report(-1 if kind == "negative" else math.nan, {"acc": 0.0})
+        return 0.0
+
+    other = make(strategy="grid")
+    other.optimize(bad, trials=2)
+    for t in other.trials:
+        assert t.state is FAILED and "a report's step must be a finite number >= 0" in t.error
+    with pytest.raises(ValueError, match="got True"):
+        report_step(True)
+    assert report_step(3.0) == 3 and isinstance(report_step(3.0), int)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from torchnas._errors import TrialPruned
+from torchnas._trial import report_step
 from torchnas.space import HP, Domain, arch_key
 from torchnas.strategies import AskContext, Strategy
 
@@ -111,14 +112,15 @@ class Trial:
                 {"kind": "arch", "trial": self.number, "owner": self.study._owner, **fresh}
             )
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Records intermediate metrics (e.g. per epoch); raises :class:`TrialPruned` when the
-        study's scheduler says to stop."""
+    def report(self, step: float, metrics: Mapping[str, float]) -> None:
+        """Records intermediate metrics (e.g. per epoch; a step may be fractional: 0.5 is
+        half an epoch); raises :class:`TrialPruned` when the study's scheduler says to stop."""
+        step = report_step(step)
         self.commit()
         clean = {k: float(v) for k, v in metrics.items()}
         self.last_metrics = clean
         self.study._append(
-            {"kind": "report", "trial": self.number, "step": int(step), "metrics": clean,
+            {"kind": "report", "trial": self.number, "step": step, "metrics": clean,
              "owner": self.study._owner}
         )
         if self.should_prune():

@@ -9,7 +9,23 @@ from typing import Any
 
 from torchnas.space import Domain, arch_key
 
-__all__ = ["FrozenTrial", "TrialState"]
+__all__ = ["FrozenTrial", "TrialState", "report_step"]
+
+
+def report_step(step: Any) -> int | float:
+    """A report's step as recorded: an int when it is whole (epochs, percentages), else the
+    float (half an epoch is step 0.5, not 0).
+
+    Raises:
+        ValueError: for a step that is not a finite number >= 0.
+    """
+    try:
+        value = float(step)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(step, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"a report's step must be a finite number >= 0, got {step!r}")
+    return int(value) if value.is_integer() else value
 
 
 class TrialState(enum.Enum):
@@ -53,7 +69,7 @@ class FrozenTrial:
     arch: dict[str, Any] = field(default_factory=dict)
     domains: dict[str, Domain] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    intermediate: tuple[tuple[int, dict[str, float]], ...] = ()
+    intermediate: tuple[tuple[int | float, dict[str, float]], ...] = ()
     feasible: bool | None = None
     error: str | None = None
     start: float | None = None

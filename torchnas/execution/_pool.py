@@ -114,7 +114,7 @@ class Session:
                 return {"value": trial.hp.decide(str(message["label"]), domain)}
             if op == "report":
                 try:
-                    trial.report(int(message["step"]), message["metrics"])
+                    trial.report(message["step"], message["metrics"])
                 except TrialPruned as exc:
                     return {"value": str(exc) or "pruned"}
                 return {"value": None}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from torchnas._errors import SpaceError, TrialPruned
 from torchnas._process import owner_alive
+from torchnas._trial import report_step
 from torchnas.execution._protocol import RemoteError, evaluate, recv, send
 from torchnas.space import HP, Domain
 
@@ -91,12 +92,12 @@ class RemoteTrial:
         """Decisions met so far."""
         return self.hp.arch
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+    def report(self, step: float, metrics: Mapping[str, float]) -> None:
         """Records intermediate metrics; raises :class:`TrialPruned` when the driver's
         scheduler says stop."""
         clean = {str(k): float(v) for k, v in metrics.items()}
         self.last_metrics = clean
-        reason = self._link.call("report", step=int(step), metrics=clean)
+        reason = self._link.call("report", step=report_step(step), metrics=clean)
         if reason is not None:
             raise TrialPruned(reason)
 

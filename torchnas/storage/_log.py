@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._trial import FrozenTrial, TrialState, report_step
 from torchnas.space import Domain, domain_from_json
 from torchnas.storage._base import Event, Journal
 
@@ -75,7 +75,7 @@ class TrialLog:
             changes = {"arch": {**old.arch, **event["arch"]},
                        "domains": {**old.domains, **self._domains(event.get("domains", {}))}}
         elif kind == "report":
-            step = (int(event["step"]), dict(event["metrics"]))
+            step = (report_step(event["step"]), dict(event["metrics"]))
             changes = {"intermediate": (*old.intermediate, step)}
         elif kind == "finish":
             changes = {
