@@ -438,3 +438,33 @@ def test_every_report_carries_the_costs_for_multi_objective_schedulers(
         assert all("val_accuracy" in m for _, m in t.intermediate)
     single = quick(digits, trials=1).run().trials[0]
     assert all("params" not in m for _, m in single.intermediate)  # not named: not measured
+
+
+def _narrow(hp: tn.HP) -> nn.Module:
+    width = hp.int("units", 8, 32, step=8)
+    if hp.bool("deep"):
+        hp.float("lr", 1e-3, 1e-1, log=True)  # a conditional label: met on some runs only
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
+                             nn.Linear(width, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.Tanh(), nn.Linear(width, 10))
+
+
+def _wide(hp: tn.HP) -> nn.Module:
+    width = hp.int("units", 8, 64, step=8)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def test_reopening_a_study_with_an_edited_space_warns(tmp_path: Path) -> None:
+    import warnings
+
+    kw: dict[str, Any] = dict(data="digits", trainer=tn.Trainer(epochs=1), name="s",
+                              storage=tmp_path / "s.db", progress=False, strategy="random")
+    tn.ModelSearch(space=_narrow, trials=4, **kw).run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same space, conditional labels included: quiet
+        tn.ModelSearch(space=_narrow, trials=5, **kw).run()
+    with pytest.warns(UserWarning, match=r"study 's' holds trials of another space \('units' "
+                                         r"was int\[8, 32, step=8\], is int\[8, 64, step=8\]; "
+                                         r"labels this space never meets: 'deep'") as record:
+        study = tn.ModelSearch(space=_wide, trials=6, **kw).run()
+    assert len(study.trials) == 6 and len(record) == 1

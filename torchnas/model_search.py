@@ -7,6 +7,7 @@ import functools
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -376,8 +377,9 @@ class ModelSearch(SearchResults):
         ``timeout`` passes; prints the leaderboard; retrains/exports when asked."""
         if oneshot.is_method(self.strategy):
             return self._run_oneshot()
-        self.check()
+        info = self.check()
         study = self.study = self.make_study()
+        _warn_if_another_space(study, info)
         self.model_metrics.queue_warm_start(study, self.space_fn, self.dataset)
         finished = sum(t.state.finished for t in study.trials)
         remaining = None if self.trials is None else max(0, self.trials - finished)
@@ -423,6 +425,30 @@ class ModelSearch(SearchResults):
         if self.study is None:
             self.study = self.make_study()
         return self.study
+
+
+def _warn_if_another_space(study: Study, info: SpaceInfo) -> None:
+    """Warns when a reopened study's trials were recorded from another space: a label with
+    another domain, or one this space never meets (e.g. the build function was edited and
+    the study's name, which defaults to space and data, stayed the same)."""
+    changed: dict[str, tuple[str, str]] = {}
+    unknown: set[str] = set()
+    for trial in study.trials:
+        for label, domain in trial.domains.items():
+            now = info.labels.get(label)
+            if now is None:
+                unknown.add(label)
+            elif now.domain != domain:
+                changed.setdefault(label, (domain.describe(), now.domain.describe()))
+    if not (changed or unknown):
+        return
+    parts = [f"{lb!r} was {old}, is {new}" for lb, (old, new) in sorted(changed.items())]
+    if unknown:
+        parts.append("labels this space never meets: " + ", ".join(map(repr, sorted(unknown))))
+    message = (f"study {study.name!r} holds trials of another space ({'; '.join(parts)}); they "
+               f"still count for the ranking and the strategy. Give a new name (or storage) "
+               f"for a fresh study.")
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _first_arch(info: SpaceInfo) -> dict[str, Any]:
