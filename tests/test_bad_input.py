@@ -67,14 +67,23 @@ def test_bad_item_missed_by_sampling_fails_the_fit_naming_the_split(bad: str,
         Trainer(epochs=1, batch_size=8).fit(nn.Linear(4, 2), data)
 
 
-def test_bad_item_fails_the_trial_with_its_reason_and_the_search_goes_on() -> None:
+def _linear(hp: tn.HP) -> nn.Module:
+    return nn.Linear(4, hp.choice("o", [2, 3]))
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_bad_item_fails_its_trial_and_stops_the_search(tmp_path: Path, executor: str) -> None:
+    # the data is at fault, not the architecture: no other trial would do better
     data = tn.data.from_datasets(_Items("label"), TensorDataset(X[30:], Y[30:]), num_classes=2)
-    search = tn.ModelSearch(space=lambda hp: nn.Linear(4, hp.choice("o", [2])), data=data,
-                            trainer=Trainer(epochs=1), strategy="random", trials=2,
-                            progress=False, redraws=0)
-    study = search.run()
-    assert [t.state.name for t in study.trials] == ["FAILED", "FAILED"]
-    assert all("DataError: train split" in (t.error or "") for t in study.trials)
+    search = tn.ModelSearch(space=_linear, data=data,
+                            trainer=Trainer(epochs=1), strategy="random", trials=4,
+                            progress=False, redraws=0, executor=executor,
+                            storage=tmp_path / "s.db")
+    with pytest.raises(DataError, match="train split: a batch read from the dataset"):
+        search.run()
+    trials = tn.load_study(tmp_path / "s.db", read_only=True).trials
+    assert [t.state.name for t in trials] == ["FAILED"]
+    assert "DataError: train split" in (trials[0].error or "")
 
 
 def test_evaluate_on_a_tuple_says_how_to_wrap_it() -> None:

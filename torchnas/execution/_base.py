@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torchnas._errors import ConfigError, SpaceError, TooManyFailures
+from torchnas._errors import ConfigError, DataError, SpaceError, TooManyFailures
 from torchnas._trial import FrozenTrial, TrialState
 from torchnas.execution._protocol import Outcome
 
@@ -149,7 +149,7 @@ def conclude(study: Study, trial: Trial, outcome: Outcome, retries: int = 0) -> 
             error = (f"{outcome['type']}: {outcome['message']}" if kind == "error"
                      else str(outcome["error"]))
             frozen = study.tell(trial, state=TrialState.FAILED, error=error)
-        if frozen.state is TrialState.FAILED and retries and not outcome.get("space"):
+        if frozen.state is TrialState.FAILED and retries and not outcome.get("bad_input"):
             key = frozen.key
             failures = sum(t.state is TrialState.FAILED and t.key == key
                            for t in study._log.trials.values())
@@ -157,6 +157,6 @@ def conclude(study: Study, trial: Trial, outcome: Outcome, retries: int = 0) -> 
                 study.enqueue(frozen.arch)
     if frozen.state is TrialState.FAILED:
         log.warning("trial %d failed: %s", frozen.number, frozen.error)
-    if outcome.get("space"):
-        raise SpaceError(outcome["message"])
+    if outcome.get("bad_input"):  # the space or the data is at fault: no trial can do better
+        raise (DataError if outcome["type"] == "DataError" else SpaceError)(outcome["message"])
     return frozen

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from torchnas._errors import SpaceError, TorchnasError, TrialPruned
+from torchnas._errors import DataError, SpaceError, TorchnasError, TrialPruned
 
 __all__ = ["ExecutorError", "Outcome", "evaluate", "recv", "result_metrics", "send"]
 
@@ -27,7 +27,9 @@ Outcome = dict[str, Any]
   that carries a ``reason`` (refused before evaluation: ModelSearch's ``Rejected``);
 - ``{"kind": "invalid", "error": ...}``: a result that is not a number;
 - ``{"kind": "pruned", "error": ...}``;
-- ``{"kind": "error", "type": ..., "message": ..., "space": bool}``: the objective raised;
+- ``{"kind": "error", "type": ..., "message": ..., "bad_input": bool}``: the objective raised;
+  ``bad_input`` for a :class:`SpaceError` or :class:`DataError` (the space or the data is at
+  fault, not the architecture: the search stops);
 - ``{"kind": "lost", "error": ...}``: the driver gave up on it (a timeout, a dead worker).
 """
 
@@ -102,7 +104,8 @@ def evaluate(objective: Callable[[Any], Any], hp: Any, first: str) -> Outcome:
     except Exception as exc:
         type_name, message = describe(exc)
         outcome = {"kind": "error", "type": type_name, "message": message,
-                   "space": isinstance(exc, SpaceError) or type_name == "SpaceError"}
+                   "bad_input": isinstance(exc, (SpaceError, DataError))
+                   or type_name in ("SpaceError", "DataError")}
     if outcome is not None:
         release_memory()  # the exception (and the frames it held) is gone by now
         return outcome
