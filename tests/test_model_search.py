@@ -468,3 +468,20 @@ def test_reopening_a_study_with_an_edited_space_warns(tmp_path: Path) -> None:
                                          r"labels this space never meets: 'deep'") as record:
         study = tn.ModelSearch(space=_wide, trials=6, **kw).run()
     assert len(study.trials) == 6 and len(record) == 1
+
+
+def test_more_trials_than_architectures_is_said_up_front(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    def two(hp: tn.HP) -> nn.Module:
+        act = nn.ReLU() if hp.bool("relu") else nn.Tanh()
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), act)
+
+    with caplog.at_level("WARNING", logger="torchnas"):
+        tn.ModelSearch(space=two, data="digits", trainer=tn.Trainer(epochs=1), trials=3,
+                       progress=False, strategy="grid").run()
+    assert "the space has 2 architecture(s) and trials=3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="torchnas"):
+        tn.ModelSearch(space=two, data="digits", trainer=tn.Trainer(epochs=1), trials=2,
+                       progress=False, strategy="grid").run()
+    assert "architecture(s)" not in caplog.text

@@ -380,6 +380,9 @@ class ModelSearch(SearchResults):
         info = self.check()
         study = self.study = self.make_study()
         _warn_if_another_space(study, info)
+        if info.size is not None and self.trials is not None and self.trials > info.size:
+            log.warning("the space has %d architecture(s) and trials=%d: 'grid' stops once it "
+                        "has run them all, other strategies repeat them", info.size, self.trials)
         self.model_metrics.queue_warm_start(study, self.space_fn, self.dataset)
         finished = sum(t.state.finished for t in study.trials)
         remaining = None if self.trials is None else max(0, self.trials - finished)
