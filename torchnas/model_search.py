@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,9 +14,10 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
-from torchnas._errors import ConfigError, SpaceError, TrialPruned
+from torchnas._errors import ConfigError, TrialPruned
 from torchnas._model_metrics import ModelMetrics, Rejected, parse_fidelity
 from torchnas._objectives import parse_constraints, parse_objectives
+from torchnas._search_checks import check_metric_names, probe_model, warn_if_another_space
 from torchnas._search_results import SearchResults
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
 from torchnas.export import check_path
@@ -247,27 +246,7 @@ class ModelSearch(SearchResults):
             raise ConfigError(f"trainer: {exc}") from None
         self._check_study_settings(trainer)
         info = explore(self.space_fn, seed=self.seed)
-        model = build(self.space_fn, _first_arch(info), strict=False)
-        if not isinstance(model, nn.Module):
-            raise SpaceError(f"the space function returned {type(model).__name__}, not an "
-                             f"nn.Module (decisions {_first_arch(info)})")
-        x = torch.stack([torch.as_tensor(bundle.train[i][0])
-                         for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
-        try:
-            with torch.no_grad():
-                out = model.eval()(x)
-        except Exception as exc:
-            raise SpaceError(
-                f"a model of the space fails on a batch of {bundle.name!r} shaped "
-                f"{tuple(x.shape)} ({x.dtype}): {type(exc).__name__}: {exc}"
-                + ("" if x.is_floating_point() else
-                   "; the inputs are not floats: convert them, e.g. x.float() / 255")
-            ) from exc
-        if out.ndim != 2 or out.shape[1] != bundle.num_classes:
-            raise SpaceError(
-                f"the space's models output {tuple(out.shape)}; {bundle.name!r} needs "
-                f"(batch, {bundle.num_classes}) logits"
-            )
+        probe_model(self.space_fn, info, bundle)
         self.space_info = info
         return info
 
@@ -291,12 +270,7 @@ class ModelSearch(SearchResults):
                  *PROXIES]
         self.model_metrics  # noqa: B018 - checks the cost and warm_start settings
         self._fidelity  # noqa: B018 - and the fidelity
-        for name in names:
-            if name not in known:
-                near = difflib.get_close_matches(name, known, n=2)
-                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-                raise ConfigError(f"{name!r} is not a metric of the trials{hint} "
-                                  f"(they report: {', '.join(known)})")
+        check_metric_names(names, known)
 
     def make_study(self) -> Study:
         """The study this search runs in (created or reopened from ``storage``)."""
@@ -379,7 +353,7 @@ class ModelSearch(SearchResults):
             return self._run_oneshot()
         info = self.check()
         study = self.study = self.make_study()
-        _warn_if_another_space(study, info)
+        warn_if_another_space(study, info)
         if info.size is not None and self.trials is not None and self.trials > info.size:
             log.warning("the space has %d architecture(s) and trials=%d: 'grid' stops once it "
                         "has run them all, other strategies repeat them", info.size, self.trials)
@@ -428,32 +402,3 @@ class ModelSearch(SearchResults):
         if self.study is None:
             self.study = self.make_study()
         return self.study
-
-
-def _warn_if_another_space(study: Study, info: SpaceInfo) -> None:
-    """Warns when a reopened study's trials were recorded from another space: a label with
-    another domain, or one this space never meets (e.g. the build function was edited and
-    the study's name, which defaults to space and data, stayed the same)."""
-    changed: dict[str, tuple[str, str]] = {}
-    unknown: set[str] = set()
-    for trial in study.trials:
-        for label, domain in trial.domains.items():
-            now = info.labels.get(label)
-            if now is None:
-                unknown.add(label)
-            elif now.domain != domain:
-                changed.setdefault(label, (domain.describe(), now.domain.describe()))
-    if not (changed or unknown):
-        return
-    parts = [f"{lb!r} was {old}, is {new}" for lb, (old, new) in sorted(changed.items())]
-    if unknown:
-        parts.append("labels this space never meets: " + ", ".join(map(repr, sorted(unknown))))
-    message = (f"study {study.name!r} holds trials of another space ({'; '.join(parts)}); they "
-               f"still count for the ranking and the strategy. Give a new name (or storage) "
-               f"for a fresh study.")
-    warnings.warn(message, UserWarning, stacklevel=3)
-
-
-def _first_arch(info: SpaceInfo) -> dict[str, Any]:
-    """Defaults for every label (the model :meth:`ModelSearch.check` probes)."""
-    return {label: i.domain.default for label, i in info.labels.items()}
