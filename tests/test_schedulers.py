@@ -299,6 +299,21 @@ def test_curve_prunes_a_plateau_and_keeps_a_slow_riser() -> None:
     assert outcome(s) == [("complete", 20), ("pruned", 4), ("complete", 20)]
 
 
+@pytest.mark.parametrize(("direction", "bad"), [("max", -math.inf), ("min", math.inf),
+                                               ("max", math.nan)])
+def test_curve_prunes_a_report_at_the_worst_value(direction: str, bad: float) -> None:
+    sign = 1.0 if direction == "max" else -1.0
+
+    def curve(n: int) -> list[float]:
+        rising = [sign * (0.9 - 0.5 * k**-1.0) for k in range(1, 11)]
+        return rising if n == 0 else [*rising[:5], bad, *rising[6:]]
+
+    s = tn.Study(objectives={"acc": direction}, scheduler=CurveScheduler(min_points=4),
+                 strategy="random")
+    s.optimize(curves_objective(curve), trials=2)
+    assert outcome(s) == [("complete", 10), ("pruned", 6)]
+
+
 # -- resume -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scheduler", [
     {"name": "asha", "max_budget": 9}, {"name": "hyperband", "max_budget": 9},

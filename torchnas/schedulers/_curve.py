@@ -93,7 +93,8 @@ class CurveScheduler(Scheduler):
                   if s > 0 and self.metric in m]
         if len(points) < self.min_points:
             return False
-        if math.isnan(points[-1][1]):
+        worst = -math.inf if self.direction == "max" else math.inf
+        if math.isnan(points[-1][1]) or points[-1][1] == worst:  # e.g. a loss that overflowed
             return True
         done = [t for t in trials.values() if t.state is TrialState.COMPLETE
                 and t.number != trial.number and math.isfinite(t.value(self.metric))]
