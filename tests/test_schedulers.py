@@ -105,6 +105,9 @@ def test_registry_names_types_and_stored_specs() -> None:
     ({"name": "median", "interval": 0}, "interval must be an integer >= 1"),
     ({"name": "curve", "min_points": 2}, "min_points must be an integer >= 3"),
     ({"name": "median", "patience": 3}, "unknown setting 'patience'"),
+    ({"name": "sha", "min_early_stopping_rate": 10**12},
+     r"puts the first rung at min_budget \* 3 \*\* 1000000000000, past any budget"),
+    ({"name": "mo_asha", "min_early_stopping_rate": 200}, "past any budget"),
 ])
 def test_bad_settings_fail_before_the_study_is_stored(
         tmp_path: Path, spec: dict[str, Any], message: str) -> None:

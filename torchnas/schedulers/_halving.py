@@ -72,6 +72,11 @@ class SuccessiveHalvingScheduler(Scheduler):
         check_real(self.name, "max_budget", self.max_budget, low=0, optional=True)
         check_int(self.name, "reduction_factor", self.reduction_factor, low=2)
         check_int(self.name, "min_early_stopping_rate", self.min_early_stopping_rate, low=0)
+        if self.min_early_stopping_rate * math.log(self.reduction_factor) > 100:
+            raise ConfigError(f"scheduler {self.name!r}: min_early_stopping_rate "
+                              f"{self.min_early_stopping_rate} puts the first rung at "
+                              f"min_budget * {self.reduction_factor} ** "
+                              f"{self.min_early_stopping_rate}, past any budget")
         if self.max_budget is not None and self.max_budget < self.min_budget:
             raise ConfigError(f"scheduler {self.name!r}: max_budget ({self.max_budget}) is below "
                               f"min_budget ({self.min_budget})")
