@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
-from torchnas._errors import ConfigError
+from torchnas import _checks as checks
 from torchnas._trial import FrozenTrial
 
 __all__ = ["better", "check_int", "check_real", "reached", "rung_value", "value_by"]
@@ -61,18 +60,10 @@ def rung_value(trial: FrozenTrial, metric: str, rung: float) -> float | None:
 def check_real(owner: str, name: str, value: Any, *, low: float, open_low: bool = True,
                optional: bool = False) -> None:
     """A finite number above ``low`` (or ``None`` when ``optional``); else ConfigError."""
-    if optional and value is None:
-        return
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if open_low else value < low):
-        sign = ">" if open_low else ">="
-        extra = " or None" if optional else ""
-        raise ConfigError(f"scheduler {owner!r}: {name} must be a number {sign} {low}{extra}, "
-                          f"got {value!r}")
+    checks.check_real(f"scheduler {owner!r}", name, value, low, open_low=open_low,
+                      optional=optional)
 
 
 def check_int(owner: str, name: str, value: Any, *, low: int) -> None:
     """An integer ``>= low``; else ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ConfigError(f"scheduler {owner!r}: {name} must be an integer >= {low}, "
-                          f"got {value!r}")
+    checks.check_int(f"scheduler {owner!r}", name, value, low)

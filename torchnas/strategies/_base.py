@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
-import numbers
 import random
 import warnings
 from abc import ABC, abstractmethod
@@ -19,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from torchnas._errors import ConfigError
+from torchnas._checks import check_bool, check_int, check_real
 from torchnas._trial import FrozenTrial
 from torchnas.space import Domain
 
@@ -31,43 +29,6 @@ def derive_seed(*parts: Any) -> int:
     """A 64-bit seed derived from any parts (stable across processes and platforms)."""
     text = "\x1f".join(repr(p) for p in parts).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
-
-
-def check_int(owner: str, key: str, value: Any, low: int, *, optional: bool = False) -> None:
-    """:class:`ConfigError` naming ``key`` unless ``value`` is an integer ``>= low`` (or
-    ``None`` when ``optional``); ``owner`` starts the message (``"strategy 'tpe'"``)."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        extra = " or None" if optional else ""
-        raise ConfigError(f"{owner}: {key} must be an integer >= {low}{extra}, got {value!r}")
-
-
-def check_real(owner: str, key: str, value: Any, low: float = -math.inf, high: float = math.inf,
-               *, open_low: bool = False, open_high: bool = False,
-               optional: bool = False) -> None:
-    """:class:`ConfigError` naming ``key`` unless ``value`` is a finite number in the interval
-    from ``low`` to ``high`` (open at either end as told; ``None`` allowed when ``optional``)."""
-    if optional and value is None:
-        return
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        x = float(value)
-        ok = (math.isfinite(x) and (x > low if open_low else x >= low)
-              and (x < high if open_high else x <= high))
-    if not ok:
-        if high == math.inf:
-            need = f"> {low}" if open_low else f">= {low}"
-        else:
-            need = f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
-        extra = " or None" if optional else ""
-        raise ConfigError(f"{owner}: {key} must be a number {need}{extra}, got {value!r}")
-
-
-def check_bool(owner: str, key: str, value: Any) -> None:
-    """:class:`ConfigError` naming ``key`` unless ``value`` is ``True`` or ``False``."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{owner}: {key} must be True or False, got {value!r}")
 
 
 def warn_first_objective(name: str, objectives: Mapping[str, str]) -> None:
