@@ -83,7 +83,8 @@ class Dashboard(HTTPServer):
         self.db = os.fspath(db)
         if not os.path.exists(self.db.removeprefix("sqlite:///")):
             raise ValueError(f"no such storage file: {self.db}")
-        get_storage(self.db, read_only=True).study_names()  # a foreign file fails now
+        # one read-only connection for every study (a foreign file fails here, before serving)
+        self.journal = get_storage(self.db, read_only=True)
         self._studies: dict[str, Study] = {}
         self.page = resources.files("torchnas.report").joinpath("dashboard.html").read_bytes()
         super().__init__((host, port), _Handler)
@@ -98,14 +99,17 @@ class Dashboard(HTTPServer):
         """The study ``name``, opened read-only once and synced on every read."""
         if name not in self._studies:
             # the strategy is never asked here: a random one spares replaying to a model
-            self._studies[name] = load_study(self.db, name, read_only=True, strategy="random")
+            self._studies[name] = load_study(self.journal, name, strategy="random")
         return self._studies[name]
+
+    def server_close(self) -> None:
+        """Closes the socket and the storage connection."""
+        super().server_close()
+        self.journal.close()
 
     def names(self) -> list[str]:
         """The studies in the file now (a search may add one while we serve)."""
-        if self._studies:
-            return next(iter(self._studies.values())).journal.study_names()
-        return get_storage(self.db, read_only=True).study_names()
+        return self.journal.study_names()
 
 
 class _Handler(BaseHTTPRequestHandler):
