@@ -56,7 +56,7 @@ def main() -> int:
         if task == "search":
             run(BIN / "torchnas", "search", "examples/mnist1d.yaml", *sys.argv[2:])
         else:
-            run(BIN / "ruff", "check", "torchnas", "tests", "benchmarks", "dev.py")
+            run(BIN / "ruff", "check", "torchnas", "tests", "benchmarks", "examples", "dev.py")
             run(BIN / "mypy")
             # Ray starts its own cluster processes: its tests run apart from the xdist workers
             run(PY, "-m", "pytest", "-n", "2", "-q", "--ignore=tests/test_ray.py", *sys.argv[2:])

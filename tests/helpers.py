@@ -54,3 +54,13 @@ def output_dtypes(model: nn.Module, layer: type[nn.Module]) -> list[torch.dtype]
         if isinstance(m, layer):
             m.register_forward_hook(hook)
     return seen
+
+
+def quick_search(data: Any, **kw: Any) -> tn.ModelSearch:
+    """A small random search of the ``mlp`` space (2 epochs, 3 trials, no progress bar)."""
+    kw.setdefault("space", "mlp")
+    kw.setdefault("trainer", tn.Trainer(epochs=2))
+    kw.setdefault("trials", 3)
+    kw.setdefault("strategy", "random")
+    kw.setdefault("progress", False)
+    return tn.ModelSearch(data=data, **kw)

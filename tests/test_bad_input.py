@@ -68,7 +68,8 @@ def test_bad_item_missed_by_sampling_fails_the_fit_naming_the_split(bad: str,
 
 
 def _linear(hp: tn.HP) -> nn.Module:
-    return nn.Linear(4, hp.choice("o", [2, 3]))
+    hidden = hp.choice("o", [2, 3])  # (each branch gives the data's 2 classes: check runs both)
+    return nn.Sequential(nn.Linear(4, hidden), nn.Linear(hidden, 2))
 
 
 @pytest.mark.parametrize("executor", ["inline", "process"])

@@ -74,7 +74,11 @@ def test_trials_run_at_low_fidelity_and_the_retraining_at_full(digits: tn.data.D
     in_trials = [(units, built) for units, built, trial in seen if trial]
     assert len(in_trials) >= 3  # redraws of repeated architectures build again
     assert all(built == units // 2 for units, built in in_trials)  # built at half width
-    assert all(built == units for units, built, trial in seen if not trial)  # space checks
+    first = next(i for i, (_, _, trial) in enumerate(seen) if trial)
+    assert all(built == units for units, built, _ in seen[:first])  # space checks: full width
+    # after a trial: the full-width build measures params; the kept model is rebuilt at the
+    # trial's width for its summary
+    assert all(built in (units, units // 2) for units, built, _ in seen[first:])
     for t in study.trials:
         assert t.state is tn.TrialState.COMPLETE
         assert t.metrics["epochs"] == 1
@@ -87,7 +91,11 @@ def test_trials_run_at_low_fidelity_and_the_retraining_at_full(digits: tn.data.D
     seen.clear()
     model = search.best_model(retrain=True)
     best = search.best_trial.arch["units"]
-    assert seen == [(best, best, False)]  # retrained at full width
+    # retrained at full width; then the trial's own kept model (half width) is rebuilt for
+    # its test metrics, which the retrain report gives beside the retrained model's
+    assert seen == [(best, best, False), (best, best // 2, False)]
+    assert search.retrain_report is not None and search.retrain_report.chosen == "retrained"
+    assert search.retrain_report.trial_test_metrics is not None
     assert params(model) == search.best_trial.metrics["params"]
     low = max(t.metrics["val_accuracy"] for t in study.trials)
     assert search.test_accuracy is not None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import quick_search
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -26,13 +27,7 @@ def digits() -> tn.data.Data:
     return tn.data.load("digits")
 
 
-def quick(data: Any, **kw: Any) -> tn.ModelSearch:
-    kw.setdefault("space", "mlp")
-    kw.setdefault("trainer", tn.Trainer(epochs=2))
-    kw.setdefault("trials", 3)
-    kw.setdefault("strategy", "random")
-    kw.setdefault("progress", False)
-    return tn.ModelSearch(data=data, **kw)
+quick = quick_search
 
 
 def held_out(data: tn.data.Data) -> TensorDataset:
@@ -344,6 +339,8 @@ def test_timeout_prunes_the_running_trial_and_stops(digits: tn.data.Data) -> Non
 
 class Broken(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:  # check() runs every branch in eval mode: it fails in training
+            return x
         raise RuntimeError("this block is broken")
 
 
@@ -463,10 +460,14 @@ def test_reopening_a_study_with_an_edited_space_warns(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same space, conditional labels included: quiet
         tn.ModelSearch(space=_narrow, trials=5, **kw).run()
+    # another space function: the stored settings name the old one
+    with pytest.raises(tn.ConfigError, match=r"space: \"test_model_search:_narrow\" -> "
+                                             r"\"test_model_search:_wide\""):
+        tn.ModelSearch(space=_wide, trials=6, **kw).run()
     with pytest.warns(UserWarning, match=r"study 's' holds trials of another space \('units' "
                                          r"was int\[8, 32, step=8\], is int\[8, 64, step=8\]; "
                                          r"labels this space never meets: 'deep'") as record:
-        study = tn.ModelSearch(space=_wide, trials=6, **kw).run()
+        study = tn.ModelSearch(space=_wide, trials=6, override_settings=True, **kw).run()
     assert len(study.trials) == 6 and len(record) == 1
 
 

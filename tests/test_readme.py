@@ -49,3 +49,17 @@ def test_the_python_example_runs(capsys: Any) -> None:
     assert "Search space: 7 labels" in out  # check().summary()
     assert str(best.arch) in out
     assert f"test accuracy {search.test_accuracy:.3f}" in out
+
+
+def test_the_results_example_runs(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    [code] = [c for _, c in blocks("python") if "get_best_models" in c]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "readme_results", "tn": tn}
+    exec(compile(code, "README.md", "exec"), namespace)
+    search = namespace["search"]
+    assert len(namespace["models"]) == 2 and len(namespace["archs"]) == 2
+    assert search.retrain_report.chosen in ("retrained", "trial")
+    assert search.test_metrics["test_accuracy"] > 0.8
+    assert sorted(p.suffix for p in (tmp_path / "runs" / "d.artifacts").glob("*/*")) == [
+        ".json"] * 3 + [".pt"] * 3
+    assert "Trainable params" in capsys.readouterr().out

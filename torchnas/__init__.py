@@ -24,7 +24,7 @@ from torchnas._errors import (
 )
 from torchnas._hypervolume import hypervolume
 from torchnas._trial import FrozenTrial, TrialState
-from torchnas.evaluation import Trainer
+from torchnas.evaluation import Trainer, summary
 from torchnas.export import load_model, save_model
 from torchnas.model_search import ModelSearch
 from torchnas.space import HP, arch_key, build, explore
@@ -65,4 +65,5 @@ __all__ = [
     "spaces",
     "storage",
     "strategies",
+    "summary",
 ]

@@ -19,9 +19,10 @@ from torch import nn
 from torchnas import data as tn_data
 from torchnas._errors import ConfigError
 from torchnas._objectives import is_feasible, parse_constraints, parse_objectives
+from torchnas._table import format_metric
 from torchnas.evaluation import COST_METRICS, PROXIES
 from torchnas.evaluation._cost import measure
-from torchnas.evaluation._proxies import rank_architectures
+from torchnas.evaluation._proxies import FLOAT_INPUTS, rank_architectures
 from torchnas.space import HP
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
@@ -99,11 +100,44 @@ class ModelMetrics:
         """Whether a trial trains (some objective or constraint is not a model metric)."""
         return any(n not in COST_METRICS and n not in PROXIES for n in self.named)
 
+    @property
+    def proxies(self) -> dict[str, str]:
+        """``{proxy: where it is used}`` for the proxies of the objectives, the constraints and
+        the warm start."""
+        used = {n: "an objective" for n in self.objectives if n in PROXIES}
+        used.update({n: "a constraint" for n in self.constraints if n in PROXIES and n not in used})
+        if self.warm_start is not None:
+            used.setdefault(self.warm_start["proxy"], "the warm start")
+        return used
+
+    def check_inputs(self, dataset: tn_data.Data) -> None:
+        """Refuses, before any trial, a proxy that cannot score models of ``dataset``: on
+        integer inputs (token ids), ``synflow`` and ``jacob_cov`` (they need float inputs).
+
+        Raises:
+            ConfigError: naming the proxy, where it is used and why it cannot work.
+        """
+        refused = {n: where for n, where in self.proxies.items() if n in FLOAT_INPUTS}
+        if not refused:
+            return
+        x = torch.as_tensor(dataset.train[0][0])
+        if x.is_floating_point():
+            return
+        name, where = next(iter(refused.items()))
+        usable = [n for n in PROXIES if n not in FLOAT_INPUTS]
+        raise ConfigError(
+            f"the zero-cost proxy {name!r} ({where}) needs float inputs: "
+            f"{FLOAT_INPUTS[name]}, and the inputs of {dataset.name!r} are {x.dtype} (token "
+            f"ids?); {', '.join(usable)} score models of integer inputs, or convert the inputs "
+            f"to floats")
+
     def proxy_batch(self, dataset: tn_data.Data) -> tuple[torch.Tensor, torch.Tensor]:
         """Training samples drawn once from the seed: what every proxy scores on (the first
-        call draws them from ``dataset``; later calls return the same batch)."""
+        call draws them from ``dataset``, after :meth:`check_inputs`; later calls return the
+        same batch)."""
         if self._batch is not None:
             return self._batch
+        self.check_inputs(dataset)
         train = dataset.train
         size = min(self.cost["proxy_batch_size"], len(train))  # type: ignore[arg-type]
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "proxy batch") % 2**63)
@@ -129,7 +163,8 @@ class ModelMetrics:
     def rejection(self, measured: Mapping[str, float]) -> str | None:
         """Why a built model breaks a constraint on a model metric (``None``: it does not)."""
         negated = {"<=": ">", "<": ">=", ">=": "<", ">": "<=", "==": "!="}
-        broken = [f"{name} {_number(measured[name])} {negated[op]} {_number(bound)}"
+        broken = [f"{name} {format_metric(measured[name], name)} {negated[op]} "
+                  f"{format_metric(bound, name)}"
                   for name, (op, bound) in self.constraints.items()
                   if name in measured and not is_feasible(measured, {name: (op, bound)})]
         return "; ".join(broken) or None
@@ -191,6 +226,3 @@ def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[
     return out
 
 
-def _number(v: float) -> str:
-    """``350,122`` for whole numbers, else 4 significant digits."""
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"

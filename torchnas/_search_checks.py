@@ -1,12 +1,17 @@
-"""What :class:`~torchnas.ModelSearch` checks before (and as) a search starts: that a model of
-the space runs on the data, that objectives and constraints name metrics the trials report,
-and that a reopened study was searched with this same space."""
+"""What :class:`~torchnas.ModelSearch` checks before (and as) a search starts: that models of
+the space run on the data (one per branch: every value of every decision is met), that
+objectives and constraints name metrics the trials report, and that a reopened study was
+searched with this same space."""
 
 from __future__ import annotations
 
 import difflib
+import functools
+import json
+import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,45 +19,141 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas._errors import ConfigError, SpaceError
-from torchnas.space import SpaceInfo, build
+from torchnas.space import HP, Coverage, Domain, FixedSource, SpaceInfo, sweep
+from torchnas.space._cover import MAX_RUNS
 from torchnas.study import Study
 
 __all__ = ["check_metric_names", "first_arch", "probe_model", "warn_if_another_space"]
 
+log = logging.getLogger("torchnas")
+
 
 def first_arch(info: SpaceInfo) -> dict[str, Any]:
-    """Defaults for every label (the model :func:`probe_model` runs)."""
+    """Defaults for every label."""
     return {label: i.domain.default for label, i in info.labels.items()}
 
 
-def probe_model(space_fn: Callable[..., Any], info: SpaceInfo, bundle: tn_data.Data) -> None:
-    """Builds the space's first architecture and runs it on two training samples.
+@dataclass(frozen=True)
+class _Failure:
+    """How a model of the space failed: ``build`` (the space function raised), ``module`` (it
+    returned no module), ``forward`` (the model raised on the batch) or ``shape`` (its
+    output is not ``(batch, num_classes)`` logits)."""
 
-    Raises:
-        SpaceError: when the space returns no module, the model fails on the batch (its shape
-            and type named), or its output is not ``(batch, num_classes)`` logits.
-    """
-    model = build(space_fn, first_arch(info), strict=False)
+    kind: str
+    error: Exception | None = None
+    what: str = ""  # the returned type's name, or the output's shape
+
+    def same(self, other: _Failure | None) -> bool:
+        return (other is not None and other.kind == self.kind
+                and type(other.error) is type(self.error))
+
+
+def _try_model(make: Callable[[], Any], x: torch.Tensor, classes: int) -> _Failure | None:
+    """Builds a model with ``make`` and runs it on ``x``; ``None`` when it gives logits."""
+    try:
+        model = make()
+    except SpaceError:
+        raise
+    except Exception as exc:
+        return _Failure("build", exc)
     if not isinstance(model, nn.Module):
-        raise SpaceError(f"the space function returned {type(model).__name__}, not an "
-                         f"nn.Module (decisions {first_arch(info)})")
-    x = torch.stack([torch.as_tensor(bundle.train[i][0])
-                     for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
+        return _Failure("module", what=type(model).__name__)
     try:
         with torch.no_grad():
             out = model.eval()(x)
     except Exception as exc:
-        raise SpaceError(
-            f"a model of the space fails on a batch of {bundle.name!r} shaped "
-            f"{tuple(x.shape)} ({x.dtype}): {type(exc).__name__}: {exc}"
-            + ("" if x.is_floating_point() else
-               "; the inputs are not floats: convert them, e.g. x.float() / 255")
-        ) from exc
-    if out.ndim != 2 or out.shape[1] != bundle.num_classes:
-        raise SpaceError(
-            f"the space's models output {tuple(out.shape)}; {bundle.name!r} needs "
-            f"(batch, {bundle.num_classes}) logits"
-        )
+        return _Failure("forward", exc)
+    if not isinstance(out, torch.Tensor):
+        return _Failure("shape", what=type(out).__name__)
+    if out.ndim != 2 or out.shape[1] != classes:
+        return _Failure("shape", what=str(tuple(out.shape)))
+    return None
+
+
+def _differs(value: Any, domain: Domain) -> bool:
+    return json.dumps(value, sort_keys=True) != json.dumps(domain.default, sort_keys=True)
+
+
+def _culprits(space_fn: Callable[..., Any], arch: Mapping[str, Any],
+              domains: Mapping[str, Domain], failure: _Failure, x: torch.Tensor,
+              classes: int) -> dict[str, Any]:
+    """The decisions off their default that the failure needs: each is set back to its
+    default in turn, and stays there when the model still fails the same way."""
+    current, doms = dict(arch), dict(domains)
+    for label in arch:
+        if label not in current or not _differs(current[label], doms[label]):
+            continue
+        hp = HP(FixedSource({**current, label: doms[label].default}, missing="default"))
+        try:
+            again = _try_model(functools.partial(space_fn, hp), x, classes)
+        except SpaceError:
+            continue
+        if failure.same(again):
+            current, doms = hp.arch, hp.domains
+    return {label: v for label, v in current.items() if _differs(v, doms[label])}
+
+
+def _describe(failure: _Failure, arch: Mapping[str, Any], culprits: Mapping[str, Any],
+              x: torch.Tensor, bundle: tn_data.Data) -> SpaceError:
+    """The error naming the failing architecture, the values that break it, and the cause."""
+    where = "".join([" with ", ", ".join(f"{k}={v!r}" for k, v in culprits.items())]
+                    ) if culprits else ""
+    decisions = f"(decisions {dict(arch)})"
+    exc = failure.error
+    cause = f"{type(exc).__name__}: {exc}"
+    if failure.kind == "build":
+        return SpaceError(f"the space function raised {cause}{where} {decisions}")
+    if failure.kind == "module":
+        return SpaceError(f"the space function returned {failure.what}, not an nn.Module"
+                          f"{where} {decisions}")
+    if failure.kind == "shape":
+        return SpaceError(f"the space's models output {failure.what}{where} {decisions}; "
+                          f"{bundle.name!r} needs (batch, {bundle.num_classes}) logits")
+    return SpaceError(
+        f"a model of the space fails on a batch of {bundle.name!r} shaped {tuple(x.shape)} "
+        f"({x.dtype}){where} {decisions}: {cause}"
+        + ("" if x.is_floating_point() else
+           "; the inputs are not floats: convert them, e.g. x.float() / 255"))
+
+
+def probe_model(space_fn: Callable[..., Any], info: SpaceInfo, bundle: tn_data.Data, *,
+                max_models: int = MAX_RUNS) -> Coverage:
+    """Builds models of the space until every value of every decision was met, conditional
+    decisions included, and runs each (eval mode, no gradients) on two training samples.
+
+    The architectures are a covering (:func:`~torchnas.space.sweep`): each label takes each of
+    its cover values (every choice, op and input; a range's ends and middle) in some model.
+    What they met is kept as ``info.coverage``; values still not met after ``max_models``
+    models are named in a logged warning.
+
+    Returns:
+        The coverage (also ``info.coverage``).
+
+    Raises:
+        SpaceError: when the space returns no module, a model fails on the batch (its shape
+            and type named), or its output is not ``(batch, num_classes)`` logits; the message
+            names the decisions off their default that the failure needs (``with
+            kernel_size=5``), the model's decisions and the exception.
+    """
+    x = torch.stack([torch.as_tensor(bundle.train[i][0])
+                     for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
+    classes = bundle.num_classes
+
+    def run(hp: HP) -> None:
+        failure = _try_model(lambda: space_fn(hp), x, classes)
+        if failure is not None:
+            culprits = _culprits(space_fn, hp.arch, hp.domains, failure, x, classes)
+            raise _describe(failure, hp.arch, culprits, x, bundle) from failure.error
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        coverage = sweep(run, info, max_runs=max_models)
+    info.coverage = coverage
+    if not coverage.complete:
+        met, total = coverage.counts
+        log.warning("check: the %d models built met %d of the %d values to cover; never met: "
+                    "%s", coverage.runs, met, total, coverage.describe_missing())
+    return coverage
 
 
 def check_metric_names(names: Sequence[str], known: Sequence[str]) -> None:

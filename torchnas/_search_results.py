@@ -1,9 +1,14 @@
-"""What a finished search hands back: the best trial, the leaderboard, the best model
-retrained on train+val, and its export. :class:`~torchnas.ModelSearch` inherits it."""
+"""What a finished search hands back: the best trials and their kept trained models, the
+leaderboard, the best model retrained on train+val (checked against its trial), and its
+export. :class:`~torchnas.ModelSearch` inherits it."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +16,39 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
+from torchnas._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
 from torchnas._trial import FrozenTrial
 from torchnas.evaluation import Trainer
 from torchnas.export import save_model
 from torchnas.report._console import leaderboard, state_counts
-from torchnas.space import build
+from torchnas.storage._artifacts import ArtifactStore
+from torchnas.strategies import derive_seed
 from torchnas.study import Study
 
 __all__ = ["SearchResults"]
 
+log = logging.getLogger("torchnas")
+
 
 class SearchResults:
     """The results part of :class:`~torchnas.ModelSearch` (the search provides the study, the
-    space, the data, the trainer and the trials' seeds)."""
+    space, the data, the trainer, the kept weights and the trials' seeds)."""
 
     space_kwargs: Any
     progress: bool
+    seed: int
+    keep_models: int
+    retrain_attempts: int
     test_accuracy: float | None
+    test_metrics: dict[str, float]
+    retrain_report: RetrainReport | None
 
     @property
     def dataset(self) -> tn_data.Data:
         raise NotImplementedError
 
     @property
-    def space_fn(self) -> Any:
+    def artifacts(self) -> ArtifactStore:
         raise NotImplementedError
 
     def _study(self) -> Study:
@@ -43,7 +57,10 @@ class SearchResults:
     def _trainer(self) -> Trainer:
         raise NotImplementedError
 
-    def _train_seed(self, number: int) -> int:
+    def _train_seed(self, number: int, execution: int = 0) -> int:
+        raise NotImplementedError
+
+    def _build(self, arch: Mapping[str, Any], seed: int, width: float = 1.0) -> nn.Module:
         raise NotImplementedError
 
     @property
@@ -53,13 +70,14 @@ class SearchResults:
     @property
     def best_trial(self) -> FrozenTrial:
         """The best trial by the first objective (the front's first for several objectives)."""
+        return self._top(1)[0]
+
+    def _top(self, n: int) -> list[FrozenTrial]:
         study = self._study()
-        if len(study.objectives) == 1:
-            return study.best_trial
-        front = study.pareto_front()
-        if not front:
+        top = study.top_trials(n)
+        if not top:
             raise ValueError(f"study {study.name!r} has no complete feasible trial yet")
-        return front[0]
+        return top
 
     def leaderboard(self, top: int = 10) -> str:
         """The best trials as a table."""
@@ -67,30 +85,103 @@ class SearchResults:
         head = f"Leaderboard of {study.name!r} ({state_counts(study.trials)})"
         return head + "\n" + leaderboard(study._ranked(), study.objectives, top=top)
 
-    def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
-        """The best architecture as a model.
+    def get_best_hyperparameters(self, n: int = 1) -> list[dict[str, Any]]:
+        """The architectures of the ``n`` best trials, best first (Keras Tuner's method of that
+        name; fewer when fewer trials completed)."""
+        return [dict(t.arch) for t in self._top(n)]
 
-        With ``retrain`` it is trained on train+val (Keras Tuner style) and its test accuracy
-        is measured (``self.test_accuracy``): the test split is touched for this chosen model
-        only. Without, an untrained model of the architecture is returned.
+    def get_best_models(self, n: int = 1) -> list[nn.Module]:
+        """The trained models of the ``n`` best trials, best first (Keras Tuner's method of
+        that name): rebuilt, their kept weights loaded, in eval mode. No retraining.
+
+        Raises:
+            ValueError: when a trial among them has no kept weights (``keep_models`` keeps the
+                best few; ``best_model(retrain=True, trial=...)`` trains one again).
+        """
+        return [self.trial_model(t) for t in self._top(n)]
+
+    def trial_model(self, trial: FrozenTrial) -> nn.Module:
+        """``trial``'s own trained model (its kept weights; eval mode)."""
+        store = self.artifacts
+        if not store.has(trial.number):
+            kept = store.kept()
+            raise ValueError(
+                f"trial {trial.number}'s trained weights were not kept (keep_models="
+                f"{self.keep_models} keeps the best {self.keep_models}; kept now: "
+                f"{kept or 'none'}, in {store.root}): retrain it with "
+                f"best_model(retrain=True, trial=...) or search with a larger keep_models")
+        meta = store.meta(trial.number)
+        seed = int(meta.get("seed", self._train_seed(trial.number)))
+        model = self._build(trial.arch, seed, float(meta.get("width", 1.0)))
+        model.load_state_dict(store.load_weights(trial.number))
+        return model.eval()
+
+    def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
+        """The best architecture (or ``trial``'s) as a trained model.
+
+        Without ``retrain``: the trial's own trained model (:meth:`trial_model`). With it: the
+        architecture trained afresh on train+val (Keras Tuner style), at full fidelity. Its
+        final training loss is compared with the trial's; a retrain that ends clearly worse is
+        tried again with another seed (up to ``retrain_attempts``), and if it stays worse a
+        warning says so and the trial's own model is returned when its weights were kept.
+        The test split is touched for the chosen model only: ``self.test_metrics`` (and
+        ``self.test_accuracy``) are the returned model's, ``self.retrain_report`` has the
+        attempts and the trial's own model's test metrics.
         """
         chosen = trial or self.best_trial
-        seed = self._train_seed(chosen.number)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build(self.space_fn, chosen.arch)
         if not retrain:
-            return model
+            return self.trial_model(chosen)
         trainer = self._trainer()
+        bundle = self.dataset
+        report = RetrainReport(chosen.number, chosen.metrics.get("train_loss"))
+        seeds = [self._train_seed(chosen.number)] + [
+            derive_seed(self.seed, "retrain", chosen.number, k) % 2**31
+            for k in range(1, self.retrain_attempts)]
+
+        def train(seed: int) -> tuple[nn.Module, float]:
+            model = self._build(chosen.arch, seed)
+            fit = trainer.fit(model, bundle, params=chosen.arch, seed=seed, final=True)
+            return model, fit["train_loss"]
+
+        def retrying(attempt: RetrainAttempt) -> None:
+            log.warning("the retrain of trial %d ended at training loss %.4g against the "
+                        "trial's %.4g: training it again with another seed", chosen.number,
+                        attempt.train_loss, report.trial_train_loss)
+
         start = time.monotonic()
-        trainer.fit(model, self.dataset, params=chosen.arch, seed=seed, final=True)
-        if self.dataset.test is not None:
-            self.test_accuracy = trainer.evaluate(model, self.dataset.test)["accuracy"]
-            if self.progress:
-                print(f"Best trial {chosen.number} retrained on train+val in "
-                      f"{time.monotonic() - start:.1f}s: test accuracy {self.test_accuracy:.4f}",
-                      flush=True)
+        model, report.attempts = retrain_with_retries(train, seeds, report.trial_train_loss,
+                                                      retrying)
+        report.seconds = time.monotonic() - start
+        own = self.trial_model(chosen) if self.artifacts.has(chosen.number) else None
+        if bundle.test is not None:
+            report.test_metrics = _test_metrics(trainer, model, bundle.test)
+            if own is not None:
+                report.trial_test_metrics = _test_metrics(trainer, own, bundle.test)
+        if report.failed:
+            self._warn_failed_retrain(report, own is not None)
+            if own is not None:
+                model, report.chosen = own, "trial"
+                report.test_metrics = dict(report.trial_test_metrics or {})
+        self.retrain_report = report
+        self.test_metrics = dict(report.test_metrics)
+        self.test_accuracy = self.test_metrics.get("test_accuracy")
+        if self.progress:
+            print(_retrain_line(report), flush=True)
         return model
+
+    def _warn_failed_retrain(self, report: RetrainReport, own: bool) -> None:
+        best = report.best_attempt
+        message = (
+            f"the retrain of trial {report.trial} on train+val stayed clearly worse than the "
+            f"trial: final training loss {best.train_loss:.4g} ("
+            + (f"best of {len(report.attempts)} seeds" if len(report.attempts) > 1 else "one seed")
+            + f") against the trial's {report.trial_train_loss:.4g}. "
+            + ("Keeping the trial's own trained model." if own else
+               "The trial's weights were not kept (keep_models): returning the best retrain; "
+               "do not trust its test metrics."))
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if self.progress:
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
     def export(self, path: str | Path, model: nn.Module | None = None,
                trial: FrozenTrial | None = None) -> Path:
@@ -110,6 +201,11 @@ class SearchResults:
                                 "num_classes": self.dataset.num_classes}
         if self.test_accuracy is not None:
             meta["test_accuracy"] = self.test_accuracy
+        if self.test_metrics:
+            meta["test_metrics"] = self.test_metrics
+        if self.retrain_report is not None and self.retrain_report.trial == chosen.number:
+            meta["retrain"] = {"chosen": self.retrain_report.chosen,
+                               "attempts": [vars(a) for a in self.retrain_report.attempts]}
         kwargs = dict(self.space_kwargs or {})
         if self.space_name is not None:
             kwargs.setdefault("input_shape", list(self.dataset.input_shape))
@@ -117,3 +213,26 @@ class SearchResults:
         example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
         return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
                           meta=meta, example_input=example)
+
+
+def _test_metrics(trainer: Trainer, model: nn.Module, test: Any) -> dict[str, float]:
+    return {f"test_{k}": v for k, v in trainer.evaluate(model, test).items()}
+
+
+def _retrain_line(report: RetrainReport) -> str:
+    best = report.best_attempt
+    tries = f" ({len(report.attempts)} seeds)" if len(report.attempts) > 1 else ""
+    loss = f"training loss {best.train_loss:.4g}"
+    if report.trial_train_loss is not None:
+        loss += f" (the trial's: {report.trial_train_loss:.4g})"
+    line = (f"Best trial {report.trial} retrained on train+val in {report.seconds:.1f}s{tries}: "
+            f"{loss}")
+    if report.chosen == "trial":
+        line += "; kept the trial's own model instead"
+    acc = report.test_metrics.get("test_accuracy")
+    if acc is not None:
+        line += f"; test accuracy {acc:.4f}"
+        own = (report.trial_test_metrics or {}).get("test_accuracy")
+        if own is not None and report.chosen != "trial":
+            line += f" (the trial's own model: {own:.4f})"
+    return line

@@ -24,12 +24,15 @@ from torchnas._config import (
     resolve_object,
 )
 from torchnas._errors import TorchnasError
-from torchnas._table import format_table
+from torchnas._search_settings import differences
+from torchnas._table import format_metric
 from torchnas._trial import TrialState
 from torchnas.evaluation import Trainer
 from torchnas.model_search import ModelSearch
 from torchnas.report import plot_history, plot_intermediate, plot_pareto
-from torchnas.report._console import format_arch, leaderboard
+from torchnas.report._console import leaderboard
+from torchnas.report._trials import format_trials
+from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.study import Study, load_study
 
 __all__ = ["ONEDNN_CACHE", "build_search", "main"]
@@ -59,13 +62,40 @@ def _data(spec: Any, where: str) -> Any:
     if isinstance(spec, str):
         return _loaded(where, spec, resolve_object(where, spec)()) if ":" in spec else spec
     if isinstance(spec, dict):
+        sources = [k for k in ("name", "files", "folder") if k in spec]
+        if len(sources) > 1:
+            raise TorchnasError(f"{where}: give one of {sources}, not several")
+        if sources in (["files"], ["folder"]):
+            return _data_from_paths(spec, sources[0], where)
         if not isinstance(spec.get("name"), str):
-            raise TorchnasError(f"{where}: a data mapping needs 'name' ({tn_data.available()})")
+            raise TorchnasError(f"{where}: a data mapping needs 'name' ({tn_data.available()}), "
+                                f"'files' (tn.data.from_files) or 'folder' "
+                                f"(tn.data.from_folder)")
         args = {k: v for k, v in spec.items() if k != "name"}
         if ":" in spec["name"]:
             return _loaded(where, spec["name"], resolve_object(where, spec["name"])(**args))
         return tn_data.load(spec["name"], **args)
     raise TorchnasError(f"{where}: expected a dataset name or {{name: ..., ...}}, got {spec!r}")
+
+
+def _data_from_paths(spec: dict[str, Any], key: str, where: str) -> tn_data.Data:
+    """``{files: PATH, ...}`` through tn.data.from_files, ``{folder: ROOT, ...}`` through
+    tn.data.from_folder: the other keys are its keyword arguments (``files`` may be a list
+    ``[inputs.npy, labels.npy]``)."""
+    load = tn_data.from_files if key == "files" else tn_data.from_folder
+    positional = ("path", "labels") if key == "files" else ("root",)
+    args = {k: v for k, v in spec.items() if k != key}
+    taken = [k for k in positional if k in args]
+    if taken:
+        raise TorchnasError(f"{where}: unknown key {taken[0]!r} (the {key!r} key holds it)")
+    check_keys(where, args, load)
+    paths = spec[key]
+    paths = list(paths) if isinstance(paths, list) and key == "files" else [paths]
+    if not 1 <= len(paths) <= len(positional) or not all(isinstance(p, str) for p in paths):
+        raise TorchnasError(f"{where}: {key!r} must be a path"
+                            f"{' or a list [inputs, labels]' if key == 'files' else ''}, "
+                            f"got {spec[key]!r}")
+    return load(*paths, **args)
 
 
 def _loaded(where: str, ref: str, data: Any) -> tn_data.Data:
@@ -82,7 +112,8 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
     for key in ("space", "space_kwargs", "data", "objectives", "constraints", "strategy",
                 "scheduler", "trials", "timeout", "storage", "name", "seed", "retrain",
                 "export_to", "max_failures", "workers", "executor", "trial_timeout", "retries",
-                "redraws", "cost", "warm_start", "fidelity"):
+                "redraws", "cost", "warm_start", "fidelity", "keep_models",
+                "executions_per_trial", "retrain_attempts"):
         out[key] = config.get(key, getattr(search, key))
     trainer = search._trainer()
     out["trainer"] = trainer.get_params()
@@ -97,10 +128,22 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
 def _cmd_search(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args.set)
     search = build_search(config, where=str(args.config))
-    search.run()
+    try:
+        search.run()
+    except KeyboardInterrupt:
+        study = search.study
+        waiting = 0 if study is None else sum(t.state is TrialState.INTERRUPTED
+                                              for t in study.trials)
+        print(f"torchnas: interrupted; {waiting} running trial(s) marked interrupted. Run the "
+              f"same command again to resume (they run first).", file=sys.stderr, flush=True)
+        return 130
     if search.storage:
         out = _config_beside(Path(str(search.storage).removeprefix("sqlite:///")),
                              search._study().name)
+        stored = search._study().settings
+        if out.exists() and stored is not None and differences(stored, search._settings()):
+            print(f"{out} keeps the study's own settings (this run overrode them)")
+            return 0
         partial = out.with_name(out.name + ".partial")  # a kill never leaves half a file
         partial.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
         os.replace(partial, out)
@@ -132,10 +175,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                 f"(complete: {sorted(done) or 'none'})")
         trial = done[args.trial]
     chosen = trial or search.best_trial
+    if args.no_retrain and not search.artifacts.has(chosen.number):
+        raise TorchnasError(
+            f"trial {chosen.number}'s trained weights were not kept in {search.artifacts.root} "
+            f"(kept: {search.artifacts.kept() or 'none'}; the search keeps its best "
+            f"keep_models trials): export it without --no-retrain to train it again")
     model = search.best_model(retrain=not args.no_retrain, trial=chosen)
     path = search.export(args.out, model, trial=chosen)
-    tested = ("" if search.test_accuracy is None
-              else f", retrained on train+val: test accuracy {search.test_accuracy:.4f}")
+    if args.no_retrain:
+        tested = f", its trained weights from {search.artifacts.root} (not retrained)"
+    elif search.retrain_report is not None and search.retrain_report.chosen == "trial":
+        tested = (", the retrain stayed clearly worse than the trial: its own trained model "
+                  "was written")
+    else:
+        tested = ("" if search.test_accuracy is None
+                  else f", retrained on train+val: test accuracy {search.test_accuracy:.4f}")
     print(f"Trial {chosen.number} of {study.name!r} written to {path}{tested}")
     return 0
 
@@ -155,20 +209,23 @@ def _open(args: argparse.Namespace) -> Study:
         return load_study(args.db, name=args.name, read_only=True)
     except sqlite3.DatabaseError as exc:
         raise TorchnasError(f"{args.db}: not a torchnas SQLite storage ({exc})") from None
+    except ValueError as exc:  # load_study's words are the Python API's: say the CLI's
+        raise TorchnasError(_cli_words(str(exc))) from None
+
+
+#: Python API phrases in library errors the reading commands print, and the CLI's own words.
+_CLI_WORDS = (("name one of the studies", "pass --name with one of the studies"),)
+
+
+def _cli_words(message: str) -> str:
+    """``message`` with the Python API's phrases said as the CLI's options."""
+    for api, cli in _CLI_WORDS:
+        message = message.replace(api, cli)
+    return message
 
 
 def _cmd_trials(args: argparse.Namespace) -> int:
-    study = _open(args)
-    cols = list(study.objectives)
-    rows = []
-    for t in study.trials:
-        if args.state and t.state.value != args.state:
-            continue
-        values = [f"{t.value(c):.4g}" if c in t.metrics else "-" for c in cols]
-        note = (t.error or "")[:50]
-        rows.append([str(t.number), t.state.value, *values, f"{t.duration or 0:.1f}",
-                     note or format_arch(t.arch, 50)])
-    print(format_table(["trial", "state", *cols, "seconds", "architecture / error"], rows))
+    print(format_trials(_open(args), state=args.state, wide=args.wide, as_json=args.json))
     return 0
 
 
@@ -184,6 +241,11 @@ def _cmd_best(args: argparse.Namespace) -> int:
         record["hypervolume"] = study.hypervolume()
         record["pareto_front"] = [{"trial": t.number, "metrics": t.metrics, "arch": t.arch,
                                    "key": t.key} for t in front]
+    kept = ArtifactStore(artifacts_dir(args.db, study.name))
+    model_summary = kept.meta(best.number).get("summary") if kept.has(best.number) else None
+    if kept.has(best.number):
+        record["weights"] = str(kept.weights_path(best.number))
+        record["summary"] = model_summary
     if args.json:
         print(json.dumps(record, indent=2))
     elif front:
@@ -193,10 +255,14 @@ def _cmd_best(args: argparse.Namespace) -> int:
     else:
         print(f"Best trial of {study.name!r}: #{best.number}")
         for k, v in best.metrics.items():
-            print(f"  {k}: {v:.6g}")
+            print(f"  {k}: {format_metric(v, k)}")
         print("Architecture:")
         for k, v in best.arch.items():
             print(f"  {k}: {v}")
+        if model_summary:
+            print(f"Model (trained weights in {record['weights']}):\n{model_summary}")
+        elif "weights" not in record:
+            print("(its trained weights were not kept: `torchnas export` retrains it)")
     return 0
 
 
@@ -208,15 +274,27 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise TorchnasError("plots need matplotlib: pip install 'torchnas[plot]'") from None
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    if args.kind == "pareto":
-        xy = args.metric.split(",") if args.metric else [None, None]
-        if len(xy) != 2:
-            raise TorchnasError(f"--kind pareto takes --metric X,Y, got {args.metric!r}")
-        plot_pareto(study, xy[0], xy[1], ax=ax)
-    else:
-        (plot_history if args.kind == "history" else plot_intermediate)(study, args.metric, ax=ax)
+    try:
+        if args.kind == "pareto":
+            xy = args.metric.split(",") if args.metric else [None, None]
+            if len(xy) != 2:
+                raise TorchnasError(f"--kind pareto takes --metric X,Y, got {args.metric!r}")
+            if None in xy and len(study.objectives) < 2:
+                raise TorchnasError(f"--kind pareto needs two metrics: study {study.name!r} "
+                                    f"has the objectives {list(study.objectives)}; pass "
+                                    "--metric X,Y (two recorded metrics)")
+            plot_pareto(study, xy[0], xy[1], ax=ax)
+        else:
+            (plot_history if args.kind == "history" else plot_intermediate)(study, args.metric,
+                                                                             ax=ax)
+    except ValueError as exc:  # a metric the study lacks, or of no known direction
+        raise TorchnasError(f"--metric {args.metric}: {exc}" if args.metric else str(exc)
+                            ) from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out)
+    try:
+        fig.savefig(args.out)
+    except ValueError as exc:  # matplotlib: "Format 'x' is not supported (...)"
+        raise TorchnasError(f"{args.out}: {exc}") from None
     print(f"{args.kind} plot of {study.name!r} written to {args.out}")
     return 0
 
@@ -257,7 +335,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("db", help="the study's SQLite file")
         p.add_argument("--name", help="the study (needed when the file holds several)")
         if name == "trials":
-            p.add_argument("--state", choices=[s.value for s in TrialState])
+            p.add_argument("--state", choices=[s.value for s in TrialState],
+                           help="only the trials in this state")
+            p.add_argument("--wide", action="store_true", help="architectures and errors in "
+                           "full (the table cuts them to 50 characters)")
+            p.add_argument("--json", action="store_true", help="print the trials as JSON: "
+                           "metrics, arch, error, budget, times, intermediate reports")
         else:
             p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("export", help="retrain the best (or a chosen) trial and write it to a "
@@ -269,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="the search's YAML config (default: the "
                                                   "resolved config written beside the DB)")
     p.add_argument("--no-retrain", action="store_true",
-                   help="write the untrained architecture (weights initialised as in its trial)")
+                   help="write the trial's own trained model (its weights kept beside the "
+                        "study) instead of retraining it on train+val")
     p = sub.add_parser("plot", help="draw a study to an image file (needs matplotlib)")
     p.add_argument("db", help="the study's SQLite file")
     p.add_argument("out", type=Path, help="the image to write; its suffix picks the format")
@@ -303,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dashboard": _cmd_dashboard}
     try:
         return commands[args.command](args)
+    except KeyboardInterrupt:  # search handles its own; the others have nothing to save
+        print("torchnas: interrupted", file=sys.stderr)
+        return 130
     except (TorchnasError, ValueError) as exc:
         print(f"torchnas: error: {exc}", file=sys.stderr)
         return 2

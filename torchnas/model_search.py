@@ -14,16 +14,21 @@ from torch import nn
 
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
-from torchnas._errors import ConfigError, TrialPruned
+from torchnas._checks import check_bool, check_int
+from torchnas._errors import ConfigError, SpaceError, TrialPruned
 from torchnas._model_metrics import ModelMetrics, Rejected, parse_fidelity
 from torchnas._objectives import parse_constraints, parse_objectives
 from torchnas._search_checks import check_metric_names, probe_model, warn_if_another_space
 from torchnas._search_results import SearchResults
-from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas._search_settings import check_resumed_settings, resume_line, search_settings
+from torchnas._seeds import RetrainReport, better, merge_executions
+from torchnas._trial import FrozenTrial
+from torchnas.evaluation import COST_METRICS, PROXIES, Trainer, summary
 from torchnas.export import check_path
 from torchnas.report._console import ProgressBar
-from torchnas.space import HP, SpaceInfo, build, explore
+from torchnas.space import HP, FixedSource, SpaceInfo, explore
 from torchnas.space import builtin as spaces
+from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.strategies import Strategy, derive_seed, resolve
 from torchnas.study import Study
 
@@ -96,6 +101,25 @@ class ModelSearch(SearchResults):
             (in (0, 1]: the share of the training split the trials train on, the same
             seeded subset for every trial; validation uses the whole val split). Per-trial
             budgets from a scheduler (epochs or data) work on top of it.
+        keep_models: how many of the best trials keep their trained weights, beside a SQLite
+            study (``runs/x.db`` keeps them in ``runs/x.artifacts/<study>/``; a study in
+            memory in a temporary folder): :meth:`get_best_models` returns them trained,
+            ``best_model(retrain=False)`` and ``torchnas export --no-retrain`` write them.
+            0 keeps none.
+        executions_per_trial: how many times each architecture is trained, with different
+            seeds (Keras Tuner's setting of that name): its metrics are the means, and each
+            objective's spread is recorded as ``<objective>_std`` (sample standard
+            deviation) and shown in the leaderboard. Only the first execution reports to the
+            scheduler; the kept weights are the best execution's.
+        retrain_attempts: how many seeds the retraining of the chosen architecture on
+            train+val may try. A retrain whose final training loss is clearly worse than
+            the trial's (:func:`~torchnas._seeds.clearly_worse`) is tried again with
+            another seed; if every attempt stays worse, the search says so loudly and keeps
+            the trial's own trained model when its weights were kept
+            (:attr:`retrain_report` holds the test metrics of both).
+        override_settings: go on with a stored study although the trainer, data, space or
+            fidelity settings differ from those it was created with (by default that is an
+            error naming each difference: the study's trials would mix two meanings).
 
     Objectives and constraints may name the trainer's metrics and the metrics of the built,
     untrained model (:mod:`torchnas.metrics`): ``params``, ``flops``, ``peak_memory``,
@@ -142,6 +166,10 @@ class ModelSearch(SearchResults):
         trial_timeout: float | None = None,
         retries: int = 0,
         fidelity: Mapping[str, Any] | None = None,
+        keep_models: int = 3,
+        executions_per_trial: int = 1,
+        retrain_attempts: int = 3,
+        override_settings: bool = False,
     ) -> None:
         self.space = space
         self.data = data
@@ -168,9 +196,15 @@ class ModelSearch(SearchResults):
         self.trial_timeout = trial_timeout
         self.retries = retries
         self.fidelity = fidelity
+        self.keep_models = keep_models
+        self.executions_per_trial = executions_per_trial
+        self.retrain_attempts = retrain_attempts
+        self.override_settings = override_settings
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.test_accuracy: float | None = None
+        self.test_metrics: dict[str, float] = {}
+        self.retrain_report: RetrainReport | None = None
         self._deadline: float | None = None  # wall clock: trials may run on other machines
 
     def __getstate__(self) -> dict[str, Any]:
@@ -235,7 +269,7 @@ class ModelSearch(SearchResults):
     def check(self) -> SpaceInfo:
         """Validates data and space before any trial: explores the space (a malformed one
         fails here, naming the label) and runs one built model on a batch of the data; checks
-        the trainer's settings too."""
+        the trainer's settings too, and refuses a zero-cost proxy the inputs cannot feed."""
         bundle = self.dataset
         trainer = self._trainer()
         if not isinstance(trainer, Trainer):
@@ -245,6 +279,7 @@ class ModelSearch(SearchResults):
         except ValueError as exc:
             raise ConfigError(f"trainer: {exc}") from None
         self._check_study_settings(trainer)
+        self.model_metrics.check_inputs(bundle)
         info = explore(self.space_fn, seed=self.seed)
         probe_model(self.space_fn, info, bundle)
         self.space_info = info
@@ -260,6 +295,10 @@ class ModelSearch(SearchResults):
         execution.resolve(self.executor, self.workers)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        for key, low in (("keep_models", 0), ("executions_per_trial", 1),
+                         ("retrain_attempts", 1)):
+            check_int("ModelSearch", key, getattr(self, key), low)
+        check_bool("ModelSearch", "override_settings", self.override_settings)
         execution.Plan(trials=self.trials, timeout=self.timeout, max_failures=self.max_failures,
                        retries=self.retries, trial_timeout=self.trial_timeout).check()
         if self.export_to is not None:
@@ -282,6 +321,7 @@ class ModelSearch(SearchResults):
             objectives=self.objectives if self.objectives is not None else {"val_accuracy": "max"},
             constraints=self.constraints, scheduler=self.scheduler, seed=self.seed,
             strategy="random" if oneshot.is_method(self.strategy) else self.strategy,
+            settings=self._settings(),
         )
 
     # -- metrics of the built model: cost, proxies, rejection, warm start ------------------------
@@ -303,9 +343,38 @@ class ModelSearch(SearchResults):
         return self.model_metrics.measure(model, self.dataset, names)
 
     # -- the search -----------------------------------------------------------------------------
-    def _train_seed(self, number: int) -> int:
-        """The seed of trial ``number``'s weights and training (its retraining reuses it)."""
+    def _train_seed(self, number: int, execution: int = 0) -> int:
+        """The seed of trial ``number``'s weights and training (its retraining reuses it);
+        each further execution (``executions_per_trial``) has its own."""
+        if execution:
+            return derive_seed(self.seed, "train", number, execution) % (2**31)
         return derive_seed(self.seed, "train", number) % (2**31)
+
+    def _build(self, arch: Mapping[str, Any], seed: int, width: float = 1.0) -> nn.Module:
+        """The model of ``arch`` at ``width``, its weights initialised from ``seed``."""
+        hp = HP(FixedSource(arch))
+        hp.width = width
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self.space_fn(hp)
+        if set(arch) - set(hp.arch):
+            raise SpaceError(f"the architecture has labels this space never met: "
+                             f"{sorted(set(arch) - set(hp.arch))}")
+        return model
+
+    @functools.cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Where the trained weights of the best ``keep_models`` trials are kept."""
+        root = artifacts_dir(self.storage, self._study().name)
+        return ArtifactStore(root)
+
+    def keep_trained(self, number: int, model: nn.Module, seed: int, width: float = 1.0,
+                     execution: int = 0) -> None:
+        """Writes trial ``number``'s trained weights to :attr:`artifacts` (the search drops
+        those of trials that leave the best ``keep_models``)."""
+        if self.keep_models:
+            self.artifacts.save(number, model, {"seed": seed, "width": width,
+                                                "execution": execution})
 
     def _objective(self, hp: HP) -> dict[str, float]:
         assert hp.trial is not None
@@ -326,52 +395,88 @@ class ModelSearch(SearchResults):
         if hp.width == 1.0:
             measured = self._measure(model)
         else:  # costs are those of the full-width model, the one deployed
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                full = build(self.space_fn, hp.arch)
+            full = self._build(hp.arch, seed)
             measured = self._measure(full, [*self.model_metrics.named, "params"])
             del full
+
         if (reason := self.model_metrics.rejection(measured)) is not None:
             return Rejected(measured, reason)
         if not self.model_metrics.trains:
             return measured
 
-        def report(step: int, metrics: Mapping[str, float]) -> None:
-            # with the costs: schedulers rank on every objective, a pruned trial keeps them
-            trial.report(step, {**metrics, **measured})
+        def check_deadline(step: float) -> None:
             if self._deadline is not None and time.time() > self._deadline:
                 raise TrialPruned(f"the search's timeout passed during epoch {step}")
 
-        metrics = self._trial_trainer().fit(model, self._trial_data, params=hp.arch,
-                                            report=report, seed=seed, budget=trial.budget)
-        return {**metrics, **measured}
+        def report(step: int, metrics: Mapping[str, float]) -> None:
+            # with the costs: schedulers rank on every objective, a pruned trial keeps them
+            trial.report(step, {**metrics, **measured})
+            check_deadline(step)
+
+        runs: list[dict[str, float]] = []
+        best: tuple[int, nn.Module, int] | None = None
+        objective = next(iter(self.objectives_parsed.items()))
+        for run in range(self.executions_per_trial):
+            run_seed = self._train_seed(trial.number, run)
+            if run:  # only the first execution reports to the scheduler
+                model = self._build(hp.arch, run_seed, hp.width)
+            metrics = self._trial_trainer().fit(
+                model, self._trial_data, params=hp.arch, seed=run_seed, budget=trial.budget,
+                report=report if run == 0 else lambda step, _: check_deadline(step))
+            runs.append(metrics)
+            if best is None or better(metrics, runs[best[0]], objective):
+                best = (run, model, run_seed)
+        assert best is not None
+        self.keep_trained(trial.number, best[1], best[2], hp.width, best[0])
+        return {**merge_executions(runs, self.objectives_parsed), **measured}
+
+    @functools.cached_property
+    def objectives_parsed(self) -> dict[str, str]:
+        """``{metric: direction}`` of the objectives."""
+        return parse_objectives(self.objectives or {"val_accuracy": "max"})
+
+    def _settings(self) -> dict[str, Any]:
+        """What gives this search's trials their meaning (stored with a new study)."""
+        return search_settings(self)
 
     def run(self) -> Study:
         """Checks the inputs, then runs trials until ``trials`` have finished in the study or
-        ``timeout`` passes; prints the leaderboard; retrains/exports when asked."""
+        ``timeout`` passes; prints the leaderboard; retrains/exports when asked.
+
+        ``KeyboardInterrupt`` (Ctrl-C) leaves the running trials ``INTERRUPTED`` (they run
+        first when the same search runs again) and propagates."""
         if oneshot.is_method(self.strategy):
             return self._run_oneshot()
         info = self.check()
         study = self.study = self.make_study()
+        check_resumed_settings(self, study)
         warn_if_another_space(study, info)
         if info.size is not None and self.trials is not None and self.trials > info.size:
             log.warning("the space has %d architecture(s) and trials=%d: 'grid' stops once it "
                         "has run them all, other strategies repeat them", info.size, self.trials)
         self.model_metrics.queue_warm_start(study, self.space_fn, self.dataset)
-        finished = sum(t.state.finished for t in study.trials)
+        self.artifacts  # noqa: B018 - resolved here: process and Ray workers write to it too
+        before = study.trials
+        finished = sum(t.state.finished for t in before)
         remaining = None if self.trials is None else max(0, self.trials - finished)
-        if finished:
-            log.info("resuming study %r: %d trials already finished", study.name, finished)
+        line = resume_line(study.name, before, self.trials)
+        if line is not None:
+            log.info(line)
+            if self.progress:
+                print(line, flush=True)
         first = next(iter(study.objectives.items()))
         self._deadline = None if self.timeout is None else time.time() + self.timeout
-        bar = ProgressBar(remaining, self.timeout, first, enabled=self.progress)
-        try:
-            study.optimize(self._objective, trials=remaining, timeout=self.timeout,
-                           workers=self.workers, executor=self.executor, callbacks=[bar],
-                           max_failures=self.max_failures, retries=self.retries,
-                           trial_timeout=self.trial_timeout)
-        finally:
-            bar.close()
+        if remaining != 0:
+            bar = ProgressBar(self.trials, self.timeout, first, enabled=self.progress,
+                              done=before)
+            try:
+                study.optimize(self._objective, trials=remaining, timeout=self.timeout,
+                               workers=self.workers, executor=self.executor,
+                               callbacks=[self._keep_best, bar], max_failures=self.max_failures,
+                               retries=self.retries, trial_timeout=self.trial_timeout)
+            finally:
+                bar.close()
+                self._keep_best(study)
         if self.progress:
             print(self.leaderboard(), file=sys.stdout, flush=True)
         if (self.retrain or self.export_to) and not study._ranked():
@@ -387,6 +492,22 @@ class ModelSearch(SearchResults):
                 if self.progress:
                     print(f"Best model written to {path}", flush=True)
         return study
+
+    def _keep_best(self, study: Study, trial: FrozenTrial | None = None) -> None:
+        """Drops the kept weights of finished trials no longer among the best
+        ``keep_models`` (a study callback; running trials' files are left alone)."""
+        if not self.keep_models:
+            return
+        best = study.top_trials(self.keep_models)
+        top = {t.number for t in best}
+        states = {t.number: t.state for t in study.trials}
+        store = self.artifacts
+        store.discard(n for n in store.kept()
+                      if n not in top and n in states and states[n].finished)
+        for t in best:  # a kept model's summary, for `torchnas best` (which runs no space)
+            if store.has(t.number) and "summary" not in store.meta(t.number):
+                text = str(summary(self.trial_model(t), self.dataset))
+                store.update_meta(t.number, {"summary": text, "arch": t.arch})
 
     def _run_oneshot(self) -> Study:
         """The one-shot path: one supernet search of the space (``timeout`` bounds it), the

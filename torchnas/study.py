@@ -58,6 +58,9 @@ class Study:
         seed: the seed every random stream derives from (``None``: 0). A continued study
             keeps the seed it was created with, so that its trials replay; another one given
             here is ignored with a warning.
+        settings: JSON-able settings that give the trials their meaning, stored when the study
+            is created (:class:`~torchnas.ModelSearch` stores its trainer, data, space and
+            fidelity, and refuses to go on with others); read back as :attr:`settings`.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Study:
         strategy: str | Strategy | dict[str, Any] = "auto",
         scheduler: str | Scheduler | dict[str, Any] | None = None,
         seed: int | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.journal = get_storage(storage)
@@ -85,6 +89,8 @@ class Study:
             self.scheduler, sched_spec = resolve_scheduler(scheduler)
             config = {"objectives": self.objectives, "constraints": self.constraints,
                       "seed": self.seed, "strategy": spec, "scheduler": sched_spec}
+            if settings is not None:
+                config["settings"] = dict(settings)
             try:
                 self._id = self.journal.create_study(name, config)
                 created = True
@@ -319,6 +325,24 @@ class Study:
         if not ranked:
             raise ValueError(f"study {self.name!r} has no complete feasible trial yet")
         return ranked[0]
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """The settings stored when the study was created (``None``: none were given)."""
+        stored = self.config.get("settings")
+        return dict(stored) if isinstance(stored, dict) else None
+
+    def top_trials(self, n: int = 1) -> list[FrozenTrial]:
+        """The ``n`` best complete, feasible trials, best first (several objectives: the
+        Pareto front first, in :meth:`pareto_front`'s order, then the other trials ranked)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        ranked = self._ranked()
+        if len(self.objectives) > 1:
+            front = self.pareto_front()
+            on_front = {t.number for t in front}
+            ranked = front + [t for t in ranked if t.number not in on_front]
+        return ranked[:n]
 
     def pareto_front(self) -> list[FrozenTrial]:
         """The non-dominated complete, feasible trials, best first objective first."""

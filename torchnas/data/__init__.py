@@ -1,4 +1,5 @@
-"""Datasets for architecture search: the :class:`Data` bundle and built-in offline datasets.
+"""Datasets for architecture search: the :class:`Data` bundle, built-in datasets, and data
+read from array, CSV and image files.
 
 Example:
     >>> import torch
@@ -13,12 +14,16 @@ from __future__ import annotations
 
 from torchnas.data._builtin import available, cache_dir, load, register, stratified_split
 from torchnas.data._bundle import Data, from_datasets, from_tensors, validate
+from torchnas.data._files import from_files
+from torchnas.data._folder import from_folder
 
 __all__ = [
     "Data",
     "available",
     "cache_dir",
     "from_datasets",
+    "from_files",
+    "from_folder",
     "from_tensors",
     "load",
     "register",

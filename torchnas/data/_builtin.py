@@ -40,6 +40,15 @@ MNIST1D_ARGS: dict[str, Any] = {
 }
 
 
+#: How to bring one's own data, for the message of an unknown dataset name.
+OWN_DATA = (
+    "Your own data: tn.data.from_files(PATH, ...) (.npy/.npz arrays, CSV with a label column), "
+    "tn.data.from_folder(ROOT, ...) (one image sub-folder per class), tn.data.from_tensors / "
+    "from_datasets; in YAML, data: {files: PATH, label: COLUMN}, data: {folder: ROOT, size: "
+    "[28, 28]}, or data: module:function (a function returning a tn.data.Data)"
+)
+
+
 def register(name: str) -> Callable[[Loader], Loader]:
     """Register a dataset loader under ``name`` (a decorator).
 
@@ -79,9 +88,13 @@ def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) 
         The validated :class:`Data`.
 
     Raises:
-        ConfigError: For an unknown name, option or a fraction outside (0, 1).
+        ConfigError: For an unknown name (the message says how to load one's own data),
+            option or a fraction outside (0, 1).
     """
-    loader = LOADERS.get(name)
+    try:
+        loader = LOADERS.get(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}. {OWN_DATA}") from None
     _check_fraction("val_fraction", val_fraction)
     params = inspect.signature(loader).parameters
     if all(p.kind is not p.VAR_KEYWORD for p in params.values()):

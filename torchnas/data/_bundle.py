@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -12,6 +12,12 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from torchnas._errors import DataError
+from torchnas.data._checks import (
+    check_class_coverage,
+    is_pil_image,
+    pil_item_error,
+    warn_raw_pixels,
+)
 
 __all__ = ["Data", "from_datasets", "from_tensors", "validate"]
 
@@ -25,7 +31,8 @@ class Data:
 
     The search trains on ``train`` and selects on ``val``; ``test`` is kept apart and nothing
     in the library selects on it. Build one with :func:`torchnas.data.load`,
-    :func:`from_tensors` or :func:`from_datasets` (these call :func:`validate`).
+    :func:`from_tensors`, :func:`from_datasets`, :func:`torchnas.data.from_files` or
+    :func:`torchnas.data.from_folder` (these call :func:`validate`).
 
     Attributes:
         train: Training split; items are ``(input, label)`` pairs.
@@ -35,6 +42,9 @@ class Data:
             ``(1, 40)`` for a 1-D signal, ``(1, 8, 8)`` for an image, ``(F,)`` for tabular.
         num_classes: Number of classes; labels are integers in ``[0, num_classes)``.
         name: Human-readable name.
+        classes: The class names, label ``i`` being ``classes[i]`` (string labels of
+            :func:`torchnas.data.from_files`, sub-folders of :func:`torchnas.data.from_folder`),
+            or None.
     """
 
     train: Dataset[Any]
@@ -43,6 +53,7 @@ class Data:
     input_shape: tuple[int, ...]
     num_classes: int
     name: str = "custom"
+    classes: tuple[str, ...] | None = None
 
     def train_val(self) -> Dataset[Any]:
         """Return train and val as one dataset, for retraining the chosen architecture.
@@ -93,6 +104,7 @@ def from_tensors(
     *,
     num_classes: int | None = None,
     name: str = "custom",
+    classes: Sequence[str] | None = None,
 ) -> Data:
     """Build :class:`Data` from ``(x, y)`` pairs of tensors or numpy arrays.
 
@@ -103,8 +115,10 @@ def from_tensors(
         train: ``(x, y)`` of the training split.
         val: ``(x, y)`` of the validation split (required).
         test: ``(x, y)`` of the test split, or None.
-        num_classes: Number of classes; default: the largest label plus one.
+        num_classes: Number of classes; default: the number of ``classes``, else the
+            largest label plus one.
         name: Name of the dataset.
+        classes: The class names, label ``i`` being ``classes[i]``, or None.
 
     Returns:
         The validated bundle, whose splits are ``TensorDataset``s.
@@ -122,10 +136,14 @@ def from_tensors(
         raise DataError("val split is missing: pass val=(x, y); the search selects on it")
     pairs = {"train": train, "val": val, "test": test}
     splits = {k: _tensor_split(k, p) for k, p in pairs.items() if p is not None}
+    names = None if classes is None else tuple(str(c) for c in classes)
+    if num_classes is None and names is not None:
+        num_classes = len(names)
     if num_classes is None:
         num_classes = max(int(s.tensors[1].max()) + 1 if len(s) else 0 for s in splits.values())
     shape = tuple(splits["train"].tensors[0].shape[1:])
-    data = Data(splits["train"], splits["val"], splits.get("test"), shape, num_classes, name)
+    data = Data(splits["train"], splits["val"], splits.get("test"), shape, num_classes, name,
+                names)
     validate(data)
     return data
 
@@ -138,6 +156,7 @@ def from_datasets(
     num_classes: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     name: str = "custom",
+    classes: Sequence[str] | None = None,
 ) -> Data:
     """Build :class:`Data` from torch Datasets (or DataLoaders, whose ``.dataset`` is used).
 
@@ -149,6 +168,9 @@ def from_datasets(
             labels of a ``TensorDataset``, else found by reading every training label once.
         input_shape: Per-sample input shape; default: the shape of the first training input.
         name: Name of the dataset.
+        classes: The class names, label ``i`` being ``classes[i]``; default: the training
+            dataset's ``classes`` attribute (torchvision's datasets have one) when it holds
+            ``num_classes`` strings, else None.
 
     Returns:
         The validated bundle.
@@ -167,7 +189,13 @@ def from_datasets(
     if num_classes is None:
         labels = _all_labels(tr)
         num_classes = int(labels.max()) + 1 if _is_int(labels) else 0
-    data = Data(tr, va, te, tuple(input_shape), num_classes, name)
+    if classes is None:
+        found = getattr(tr, "classes", None)
+        if isinstance(found, (list, tuple)) and len(found) == num_classes and all(
+                isinstance(c, str) for c in found):
+            classes = found
+    names = None if classes is None else tuple(str(c) for c in classes)
+    data = Data(tr, va, te, tuple(input_shape), num_classes, name, names)
     validate(data)
     return data
 
@@ -181,8 +209,13 @@ def validate(data: Data) -> None:
     Raises:
         DataError: Naming the split and the problem: empty split, x/y lengths that differ,
             per-sample shapes that differ across splits, labels that are not integers or lie
-            outside ``[0, num_classes)``, fewer than 2 classes, NaN or inf inputs, or a
-            missing val split.
+            outside ``[0, num_classes)``, fewer than 2 classes, val labels that never occur
+            in train, NaN or inf inputs, PIL images as items, class names that do not match
+            ``num_classes``, or a missing val split.
+
+    Warns:
+        UserWarning: When test labels never occur in train, or float images hold raw
+            0..255 pixel values (once per bundle).
     """
     if not isinstance(data, Data):
         raise DataError(f"expected a torchnas.data.Data, got {type(data).__name__}")
@@ -195,6 +228,9 @@ def validate(data: Data) -> None:
     k = data.num_classes
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise DataError(f"num_classes must be an integer >= 2 (classification), got {k!r}")
+    if data.classes is not None and len(data.classes) != k:
+        raise DataError(f"{len(data.classes)} class names for num_classes={k}: "
+                        f"classes={data.classes!r}")
     for split, (_, y) in splits.items():
         low, high = int(y.min()), int(y.max())
         if low < 0:
@@ -206,6 +242,8 @@ def validate(data: Data) -> None:
     y = splits["train"][1]
     if isinstance(data.train, TensorDataset) and y.unique().numel() < 2:
         raise DataError(f"train split has a single class (label {int(y[0])}); need >= 2")
+    check_class_coverage(data, {s: y for s, (_, y) in splits.items()})
+    warn_raw_pixels(data, {s: x for s, (x, _) in splits.items()})
 
 
 def _check_structure(
@@ -273,6 +311,8 @@ def _item(split: str, ds: Dataset[Any], i: int) -> tuple[torch.Tensor, torch.Ten
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise DataError(f"{split} split: item {i} is a {type(item).__name__}, "
                         f"expected an (input, label) pair")
+    if is_pil_image(item[0]):
+        raise pil_item_error(split, i, item[0])
     return _tensor(item[0], f"{split} split: item {i} input"), _tensor(
         item[1], f"{split} split: item {i} label")
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from torchnas.space import HP, Domain, arch_key
 
-__all__ = ["PROXIES", "proxy", "rank_architectures"]
+__all__ = ["FLOAT_INPUTS", "PROXIES", "proxy", "rank_architectures"]
 
 #: Modules whose input sign is NASWOT's binary activation code.
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
@@ -146,6 +146,15 @@ PROXIES: dict[str, Proxy] = {
 }
 
 
+#: The proxies that cannot score a model of integer inputs (token ids), and why. ``snip``,
+#: ``grad_norm`` and ``naswot`` only differentiate with respect to the weights and run the
+#: model on the batch as it is, so they score an embedding model of tokens.
+FLOAT_INPUTS: dict[str, str] = {
+    "synflow": "it runs the model on an all-ones float64 input",
+    "jacob_cov": "it differentiates the outputs with respect to the inputs",
+}
+
+
 def proxy(name: str, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
           seed: int = 0, device: str | torch.device | None = None) -> float:
     """Score an untrained ``model`` with the zero-cost proxy ``name`` (higher is better).
@@ -162,6 +171,10 @@ def proxy(name: str, model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
         seed: seed of any randomness inside the pass.
         device: where to compute (default: where the model's parameters are).
 
+    Raises:
+        ValueError: for an unknown proxy, or one of :data:`FLOAT_INPUTS` given integer
+            inputs.
+
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
         ...                           torch.nn.Linear(8, 2))
@@ -172,6 +185,9 @@ def proxy(name: str, model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
     fn = PROXIES.get(name)
     if fn is None:
         raise ValueError(f"unknown proxy {name!r}; available: {', '.join(PROXIES)}")
+    if name in FLOAT_INPUTS and not inputs.is_floating_point():
+        raise ValueError(f"proxy {name!r} needs float inputs ({FLOAT_INPUTS[name]}); these are "
+                         f"{inputs.dtype}")
     first = next(iter(model.parameters()), None)
     dev = torch.device(device) if device is not None else (
         first.device if first is not None else inputs.device)

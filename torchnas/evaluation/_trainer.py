@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchnas._errors import ConfigError
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
+from torchnas.execution._threads import trainer_threads
 
 __all__ = ["Trainer", "evaluate"]
 
@@ -33,6 +34,11 @@ class Trainer:
     Keyword arguments are stored as given and checked when :meth:`fit` starts. Training is
     deterministic on CPU for a given seed. Tensor datasets are sliced directly on the device
     (no DataLoader); mixed precision is used on CUDA only (bf16 where supported, else fp16).
+
+    The defaults, for porting a Keras or plain PyTorch script: Adam, ``lr=1e-3``, batches of
+    128, 10 epochs, no weight decay, and a cosine learning-rate schedule stepped every batch
+    from ``lr`` down to 0 at the last step. Keras keeps the learning rate constant by default:
+    ``lr_schedule="constant"`` does the same here.
 
     Args:
         epochs: Number of passes over the training split.
@@ -52,7 +58,10 @@ class Trainer:
         label_smoothing: Label smoothing of the training loss.
         num_workers: DataLoader workers (datasets that are not tensor datasets).
         threads: torch CPU threads while fitting (restored afterwards); ``None`` leaves torch's
-            setting (small models on busy cores train fastest with 1).
+            setting (small models on busy cores train fastest with 1). It is capped, with an
+            info log, at the threads the trial's worker was given (``cores // workers`` in the
+            process executor, ``cpus_per_trial`` on Ray) or, inline, at the cores this process
+            may run on: threads without a core of their own slow all of them down.
         budget: What a trial's budget (``fit(budget=b)``, from the study's scheduler)
             measures; it is also the unit of the steps reported:
 
@@ -167,7 +176,7 @@ class Trainer:
             cuda = [torch.cuda.current_device() if cfg.device.index is None else cfg.device.index]
         before = torch.get_num_threads()
         if self.threads is not None:
-            torch.set_num_threads(_integer("threads", self.threads, low=1))
+            torch.set_num_threads(trainer_threads(_integer("threads", self.threads, low=1)))
         try:
             with torch.random.fork_rng(devices=cuda):
                 generator = torch.Generator()

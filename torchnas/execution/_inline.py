@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from torchnas._errors import ConfigError
 from torchnas.execution._base import Executor, Plan, Tally, conclude
 from torchnas.execution._protocol import evaluate
+from torchnas.execution._threads import warn_if_busy
 
 if TYPE_CHECKING:
     from torchnas.study import Study
@@ -20,7 +21,9 @@ class InlineExecutor(Executor):
 
     The objective can be anything callable (a lambda, a closure) and ``hp.trial.study`` is the
     live study. A per-trial timeout needs a process to stop, so it is refused here: use the
-    ``"process"`` executor.
+    ``"process"`` executor. Trials use this process's torch threads (a ``Trainer(threads=n)``
+    at most the cores it may run on); a warning says when other processes keep the cores busy
+    as the search starts.
     """
 
     name = "inline"
@@ -41,6 +44,9 @@ class InlineExecutor(Executor):
             raise ConfigError(
                 "trial_timeout stops a trial's process: use executor='process' or 'ray'"
             )
+        import torch
+
+        warn_if_busy(torch.get_num_threads())
         tally = Tally(study, plan)
         first = next(iter(study.objectives))
         while tally.may_start(0):

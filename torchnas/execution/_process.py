@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ from torchnas._errors import ConfigError
 from torchnas._process import owner_token
 from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
+from torchnas.execution._threads import cores, warn_if_busy
 from torchnas.execution._worker import process_main
 
 if TYPE_CHECKING:
@@ -22,12 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessExecutor", "device_plan", "visible_gpus"]
 
+log = logging.getLogger("torchnas")
+
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return cores()
 
 
 def visible_gpus(count: int, visible: str | None) -> list[str]:
@@ -54,14 +55,17 @@ def device_plan(workers: int, gpus_per_trial: float | None, gpu_ids: list[str], 
                 threads: int | None = None) -> list[dict[str, Any]]:
     """Each worker's setup: torch threads, the GPUs it sees, its share of a GPU's memory.
 
-    Without GPUs every worker gets ``cores // workers`` threads. With GPUs a trial gets one GPU
-    by default (``gpus_per_trial=1``); a fraction shares a GPU (``0.5``: two trials per GPU,
-    each capped to half its memory); an integer above 1 gives a trial several GPUs; ``0`` hides
-    the GPUs.
+    Every worker gets ``cores // workers`` threads (at least 1), or ``threads``. With GPUs a
+    trial gets one GPU by default (``gpus_per_trial=1``); a fraction shares a GPU (``0.5``: two
+    trials per GPU, each capped to half its memory); an integer above 1 gives a trial several
+    GPUs; ``0`` hides the GPUs.
 
     Raises:
-        ConfigError: when the GPUs cannot hold ``workers`` trials at once.
+        ConfigError: when ``threads`` (given) times ``workers`` exceeds the cores
+            (oversubscribed threads slow each other down many times over), or the GPUs
+            cannot hold ``workers`` trials at once.
     """
+    check_threads(threads, workers, cores)
     per_worker = threads if threads is not None else max(1, cores // workers)
     base: dict[str, Any] = {"threads": per_worker, "cuda_visible_devices": None,
                             "memory_fraction": None}
@@ -92,6 +96,18 @@ def device_plan(workers: int, gpus_per_trial: float | None, gpu_ids: list[str], 
     return plans
 
 
+def check_threads(threads: int | None, workers: int, cores: int) -> None:
+    """Raises :class:`ConfigError` when ``threads`` per worker (``None``: the default share)
+    times ``workers`` exceeds ``cores``."""
+    if threads is not None and threads * workers > cores:
+        fit = f"threads_per_worker={cores // workers}" if cores >= workers else \
+            f"workers={cores} with threads_per_worker=1"
+        raise ConfigError(
+            f"threads_per_worker={threads} x workers={workers} is {threads * workers} threads "
+            f"on {cores} cores: threads without a core wait on each other (an epoch ran 17x "
+            f"slower); use {fit}, or leave threads_per_worker unset (cores // workers)")
+
+
 def check_recycle_mb(value: Any) -> None:
     """Raises :class:`ConfigError` unless ``value`` is ``None`` or a number of MB > 0."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -105,8 +121,13 @@ class ProcessExecutor(Executor):
     The objective is pickled to the workers once (a module-level function, or an object such as
     :class:`~torchnas.ModelSearch`; not a lambda or a local function). Workers start with the
     ``forkserver`` method where there is one (``spawn`` elsewhere): never ``fork``, which is
-    unsafe once threads run. Each worker uses ``cores // workers`` torch threads and, when there
-    are GPUs, its own GPU (see :func:`device_plan`). A worker that dies (a segfault, a kill)
+    unsafe once threads run. Each worker uses ``cores // workers`` torch threads (the cores
+    this process may run on: its CPU affinity), so that trials never compete for cores, and,
+    when there are GPUs, its own GPU (see :func:`device_plan`); a trainer in a worker takes at
+    most its worker's threads (``Trainer(threads=8)`` trains with fewer, saying so in an info
+    log). With more workers than cores each has one thread, and a warning says they share
+    cores; when other processes keep the cores busy as the search starts, a warning says
+    trials will be slower and timings noisy. A worker that dies (a segfault, a kill)
     fails its trial with the signal and a fresh worker takes its place; a trial past
     ``trial_timeout`` has its worker stopped. A worker whose resident memory grew ``recycle_mb``
     above its level after its first trial is replaced by a fresh process between two trials.
@@ -116,7 +137,8 @@ class ProcessExecutor(Executor):
         workers: how many trials run at once.
         gpus_per_trial: GPUs a trial gets (``None``: 1 when there are GPUs, else 0; a fraction
             shares a GPU).
-        threads_per_worker: torch threads of each worker (default ``cores // workers``).
+        threads_per_worker: torch threads of each worker (default ``cores // workers``; more
+            than that is refused).
         start_method: ``"forkserver"`` or ``"spawn"`` (default: forkserver where available).
         recycle_mb: MB of growth after which a worker is replaced (``None``: never). No Python
             object of a trial outlives it, but native caches grow with every new architecture
@@ -141,6 +163,7 @@ class ProcessExecutor(Executor):
         t = self.threads_per_worker
         if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             raise ConfigError(f"threads_per_worker must be an integer >= 1, got {t!r}")
+        check_threads(t, self.workers, _cores())
         g = self.gpus_per_trial
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float))
                               or not math.isfinite(g) or g < 0):
@@ -154,8 +177,15 @@ class ProcessExecutor(Executor):
 
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
         self.check()
-        setups = device_plan(self.workers, self.gpus_per_trial, _gpu_ids(), _cores(),
+        n = _cores()
+        setups = device_plan(self.workers, self.gpus_per_trial, _gpu_ids(), n,
                              self.threads_per_worker)
+        if len(setups) > n:
+            log.warning("workers=%d on %d cores: each worker has 1 thread and they share the "
+                        "cores, so trials run slower (and timings are noisy) than with "
+                        "workers=%d", len(setups), n, n)
+        else:
+            warn_if_busy(sum(s["threads"] for s in setups), len(setups))
         try:
             payload = pickle.dumps(objective)
         except Exception as exc:

@@ -25,6 +25,7 @@ from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._process import check_recycle_mb
 from torchnas.execution._protocol import recv, send
+from torchnas.execution._threads import cores, warn_if_busy
 from torchnas.execution._worker import ray_main
 
 if TYPE_CHECKING:
@@ -78,11 +79,12 @@ def _loopback_only(ray: Any) -> Iterator[None]:
 
 def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     """Starts a local Ray bound to 127.0.0.1, without its dashboard (what
-    :class:`RayExecutor` does when Ray is not running and no address is given)."""
+    :class:`RayExecutor` does when Ray is not running and no address is given); its CPUs are
+    the cores this process may run on (its affinity) unless ``num_cpus`` says otherwise."""
     ray = import_ray()
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("_node_ip_address", "127.0.0.1")
-    kwargs.setdefault("num_cpus", num_cpus if num_cpus is not None else os.cpu_count())
+    kwargs.setdefault("num_cpus", num_cpus if num_cpus is not None else cores())
     with _loopback_only(ray):
         ray.init(**kwargs)
 
@@ -99,7 +101,8 @@ class RayExecutor(Executor):
     Args:
         workers: trials at once (``None``: the cluster's CPUs // ``cpus_per_trial``).
         address: a Ray cluster's address (``"auto"``, ``"ray://host:10001"``) or ``None``.
-        cpus_per_trial: Ray CPUs a trial holds (its torch threads too).
+        cpus_per_trial: Ray CPUs a trial holds (its torch threads too, at least 1; a trainer
+            in the trial takes no more).
         gpus_per_trial: Ray GPUs a trial holds (fractions share a GPU).
         listen: ``(host, port)`` the driver listens on for its workers (port 0: any free one).
         init_kwargs: further arguments of ``ray.init``.
@@ -156,6 +159,8 @@ class RayExecutor(Executor):
             if workers is None:
                 cpus = ray.cluster_resources().get("CPU", 1)
                 workers = max(1, int(cpus // self.cpus_per_trial)) if self.cpus_per_trial else 1
+            if started and self.address is None:  # a Ray of this machine's cores
+                warn_if_busy(workers * max(1, int(self.cpus_per_trial)), workers)
             backend = _RayBackend(ray, objective, workers, self.cpus_per_trial,
                                   self.gpus_per_trial, (self.listen[0], self.listen[1]))
             backend.recycle_mb = self.recycle_mb

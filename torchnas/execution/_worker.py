@@ -24,6 +24,7 @@ from torchnas._errors import SpaceError, TrialPruned
 from torchnas._process import owner_alive
 from torchnas._trial import report_step
 from torchnas.execution._protocol import RemoteError, evaluate, recv, send
+from torchnas.execution._threads import WORKER_THREADS
 from torchnas.space import HP, Domain
 
 if TYPE_CHECKING:
@@ -152,12 +153,15 @@ def resident_mb() -> float | None:
 
 
 def _setup(setup: Mapping[str, Any]) -> None:
-    """Devices and threads of this worker, before anything touches CUDA."""
+    """Devices and threads of this worker, before anything touches CUDA. The threads are also
+    recorded in :data:`~torchnas.execution._threads.WORKER_THREADS`: a trainer takes no more."""
     if setup.get("cuda_visible_devices") is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(setup["cuda_visible_devices"])
     import torch
 
-    torch.set_num_threads(int(setup.get("threads", 1)))
+    threads = int(setup.get("threads", 1))
+    os.environ[WORKER_THREADS] = str(threads)
+    torch.set_num_threads(threads)
     fraction = setup.get("memory_fraction")
     if fraction is not None and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(float(fraction))

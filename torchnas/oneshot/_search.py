@@ -98,6 +98,7 @@ def _record(search: ModelSearch, study: Study, result: OneShotResult) -> FrozenT
         measured = measure(model) if measure is not None else {}
         metrics = search._trainer().fit(model, search.dataset, params=trial.hp.arch,
                                         report=trial.report, seed=seed)
+        search.keep_trained(trial.number, model, seed)
     except TrialPruned as exc:
         return study.tell(trial, trial.last_metrics or None, state=TrialState.PRUNED,
                           error=str(exc) or None)

@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from torchnas._table import format_table
+from torchnas._table import format_metric, format_table
 from torchnas._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -26,12 +26,9 @@ def format_arch(arch: Mapping[str, Any], width: int | None = 60) -> str:
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 
-def _fmt(v: float) -> str:
-    if not math.isfinite(v):
-        return "-"
-    if abs(v) >= 1000 and float(v).is_integer():
-        return f"{int(v):,}"
-    return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
+def _fmt(v: float, name: str = "") -> str:
+    """A metric's value as the leaderboard shows it (:func:`torchnas._table.format_metric`)."""
+    return format_metric(v, name)
 
 
 class ProgressBar:
@@ -42,17 +39,24 @@ class ProgressBar:
     trial (they are cleared at the end, where the caller prints the whole leaderboard).
     Elsewhere (a log file, a pipe) each new best is written on a line of its own above the bar.
 
+    A resumed study's bar counts the whole study: the trials finished before (``done``) fill
+    it from the start, and the best so far and the failed/pruned counts include them, so a
+    "new best" line only appears for a trial better than every earlier one.
+
     Args:
-        total: trials this run will do (``None`` when bounded by time only).
+        total: trials the study will hold when the run ends (``None`` when bounded by time
+            only).
         timeout: the run's time budget in seconds, if any.
         objective: the metric shown as "best", with its direction.
         enabled: draw anything at all.
         live_top: rows of the live leaderboard (0: none, and no new-best lines).
         file: where to draw (standard error by default).
+        done: the study's trials before this run.
     """
 
     def __init__(self, total: int | None, timeout: float | None, objective: tuple[str, str],
-                 enabled: bool = True, *, live_top: int = 5, file: IO[str] | None = None) -> None:
+                 enabled: bool = True, *, live_top: int = 5, file: IO[str] | None = None,
+                 done: Sequence[FrozenTrial] = ()) -> None:
         self.timeout = timeout
         self.objective = objective
         self.start = time.monotonic()
@@ -60,8 +64,12 @@ class ProgressBar:
         self.counts = {"failed": 0, "pruned": 0}
         self.live_top = live_top if enabled else 0
         self.file = sys.stderr if file is None else file
-        self.bar = tqdm(total=total, desc="search", unit="trial", disable=not enabled,
-                        file=self.file, dynamic_ncols=True, mininterval=0.5, position=0)
+        finished = [t for t in done if t.state.finished]
+        for t in finished:
+            self._tally(t)
+        self.bar = tqdm(total=total, initial=len(finished), desc="search", unit="trial",
+                        disable=not enabled, file=self.file, dynamic_ncols=True,
+                        mininterval=0.5, position=0)
         # on a terminal, one line per leaderboard row (its header and rule included)
         tty = self.live_top > 0 and _isatty(self.file)
         self.rows = [tqdm(total=0, position=i + 1, bar_format="{desc}", leave=False,
@@ -69,20 +77,27 @@ class ProgressBar:
                      for i in range(self.live_top + 2)] if tty else []
         self.shown: list[int] = []  # trial numbers in the live leaderboard
 
-    def __call__(self, study: Study, trial: FrozenTrial) -> None:
+    def _tally(self, trial: FrozenTrial) -> bool:
+        """Counts a finished trial; whether it is a new best."""
         name, direction = self.objective
-        news = ""
         if trial.state is TrialState.COMPLETE and trial.feasible:
             v = trial.value(name)
             better = v > self.best if direction == "max" else v < self.best
             if math.isfinite(v) and (math.isnan(self.best) or better):
                 self.best = v
-                news = (f"trial {trial.number}: new best {name} {_fmt(v)} "
-                        f"({format_arch(trial.arch)})")
-            if self.rows:
-                self._draw(study)
+                return True
         elif trial.state.value in self.counts:
             self.counts[trial.state.value] += 1
+        return False
+
+    def __call__(self, study: Study, trial: FrozenTrial) -> None:
+        name = self.objective[0]
+        news = ""
+        if self._tally(trial):
+            news = (f"trial {trial.number}: new best {name} {_fmt(trial.value(name))} "
+                    f"({format_arch(trial.arch)})")
+        if self.rows and trial.state is TrialState.COMPLETE:
+            self._draw(study)
         post: dict[str, str] = {f"best {name}": _fmt(self.best)}
         post.update({k: str(v) for k, v in self.counts.items() if v})
         if self.timeout is not None:
@@ -120,12 +135,19 @@ def _isatty(file: IO[str]) -> bool:
 
 def leaderboard(trials: Sequence[FrozenTrial], objectives: Mapping[str, str],
                 extra: Sequence[str] = ("params", "train_seconds"), top: int = 10) -> str:
-    """The ``top`` trials (already ranked best first) as a table: the objectives, then the
-    ``extra`` metrics that at least one of them has."""
+    """The ``top`` trials (already ranked best first) as a table: the objectives (with their
+    spread ``± <objective>_std`` over a trial's executions, when recorded), then the ``extra``
+    metrics that at least one of them has."""
     shown = trials[:top]
     cols = [*objectives, *(c for c in extra if c not in objectives
                            and any(math.isfinite(t.value(c)) for t in shown))]
-    rows = [[str(i + 1), str(t.number), *(_fmt(t.value(c)) for c in cols), format_arch(t.arch)]
+
+    def cell(t: FrozenTrial, c: str) -> str:
+        text = _fmt(t.value(c), c)
+        spread = t.value(f"{c}_std")
+        return text + f" ± {_fmt(spread, c)}" if c in objectives and math.isfinite(spread) else text
+
+    rows = [[str(i + 1), str(t.number), *(cell(t, c) for c in cols), format_arch(t.arch)]
             for i, t in enumerate(shown)]
     return format_table(["rank", "trial", *cols, "architecture"], rows)
 

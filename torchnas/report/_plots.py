@@ -36,6 +36,13 @@ def _axes(ax: Any) -> Any:
     return plt.subplots()[1]
 
 
+def _whole_ticks(axis: Any) -> None:
+    """Ticks at whole numbers only on ``axis`` (trial numbers, epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
 def _metric(study: Study, metric: str | None) -> str:
     """``metric`` (default: the first objective), checked against what the trials recorded."""
     if metric is None:
@@ -102,6 +109,7 @@ def plot_history(study: Study, metric: str | None = None, ax: Any = None) -> Any
         ax.plot([*xs, last], [*best, best[-1]], drawstyle="steps-post", color="C3",
                 label="best so far (feasible)" if study.constraints else "best so far")
     ax.set_xlabel("trial")
+    _whole_ticks(ax.xaxis)
     ax.set_ylabel(name)
     ax.set_title(f"{study.name}: {name} by trial")
     if done or pruned:
@@ -162,7 +170,8 @@ def plot_intermediate(study: Study, metric: str | None = None, ax: Any = None) -
     """The learning curve of every trial: its reported ``metric`` by step.
 
     This is what a scheduler saw. Complete trials are drawn solid, pruned ones faded with a
-    cross where they were stopped, others (failed, running) faded and dotted.
+    cross where they were stopped, others (failed, running) faded and dotted. When every step
+    is a whole number (epochs), the step axis is ticked at whole steps only.
 
     Args:
         study: the study to draw (read only).
@@ -175,6 +184,7 @@ def plot_intermediate(study: Study, metric: str | None = None, ax: Any = None) -
     ax = _axes(ax)
     name = _metric(study, metric)
     labelled: set[TrialState] = set()
+    whole = True  # every step drawn is a whole number: ticks at whole steps only
     for t in study.trials:
         points = [(s, m[name]) for s, m in t.intermediate
                   if name in m and math.isfinite(m[name])]
@@ -190,8 +200,11 @@ def plot_intermediate(study: Study, metric: str | None = None, ax: Any = None) -
         label = t.state.value if t.state not in labelled else "_nolegend_"
         labelled.add(t.state)
         steps, values = zip(*points, strict=True)
+        whole = whole and all(float(s).is_integer() for s in steps)
         ax.plot(steps, values, label=label, gid=f"trial {t.number}", linewidth=1.2, **style)
     ax.set_xlabel("step")
+    if whole:
+        _whole_ticks(ax.xaxis)
     ax.set_ylabel(name)
     ax.set_title(f"{study.name}: {name} reported by step")
     if labelled:

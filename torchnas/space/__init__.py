@@ -1,6 +1,7 @@
 """Search spaces: define-by-run decisions, architectures and their keys, exploration."""
 
 from torchnas.space._arch import FixedSource, arch_key, build, canonical_json
+from torchnas.space._cover import Coverage, cover_values, sweep
 from torchnas.space._domains import (
     Bool,
     Categorical,
@@ -18,6 +19,7 @@ __all__ = [
     "HP",
     "Bool",
     "Categorical",
+    "Coverage",
     "Domain",
     "FixedSource",
     "Float",
@@ -31,7 +33,9 @@ __all__ = [
     "arch_key",
     "build",
     "canonical_json",
+    "cover_values",
     "domain_from_json",
     "explore",
     "infer",
+    "sweep",
 ]

@@ -13,12 +13,15 @@ import random
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import SpaceError
+from torchnas._errors import ConfigError, DataError, SpaceError
 from torchnas._table import format_table
 from torchnas.space._domains import Domain, Int
 from torchnas.space._hp import HP
+
+if TYPE_CHECKING:
+    from torchnas.space._cover import Coverage
 
 __all__ = ["LabelInfo", "SpaceInfo", "explore", "infer"]
 
@@ -46,11 +49,21 @@ class LabelInfo:
 
 @dataclass
 class SpaceInfo:
-    """The structure of a space as found by :func:`explore`."""
+    """The structure of a space as found by :func:`explore`.
+
+    Attributes:
+        labels: what was learned of each label, in met order.
+        runs: the exploration's runs.
+        errors: problems found.
+        coverage: which values of which labels the models that
+            :meth:`ModelSearch.check <torchnas.ModelSearch.check>` built and ran met
+            (:class:`~torchnas.space.Coverage`; ``None`` before a check).
+    """
 
     labels: dict[str, LabelInfo] = field(default_factory=dict)
     runs: int = 0
     errors: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
 
     @property
     def size(self) -> int | None:
@@ -80,6 +93,10 @@ class SpaceInfo:
             )
         else:
             lines.append("Size: unknown (a label depends on several decisions at once)")
+        if self.coverage is not None:
+            met, total = self.coverage.counts
+            lines.append(f"Checked: {self.coverage.runs} models ran, meeting {met} of the "
+                         f"{total} values to cover")
         return "\n".join(lines)
 
 
@@ -108,7 +125,9 @@ def explore(fn: Callable[[HP], Any], *, runs: int | None = None, seed: int = 0) 
     """Runs ``fn`` on many assignments and infers its labels, conditions and size.
 
     A malformed space fails here, before any trial: a :class:`SpaceError` of the recorder
-    (an empty choice, a label reused with another domain) as it is; any other error of ``fn``
+    (an empty choice, a label reused with another domain), or a :class:`DataError` or
+    :class:`ConfigError` of a built-in space (input shapes it cannot read), as it is; any
+    other error of ``fn``
     as a :class:`SpaceError` naming the decisions that led to it (the original is its
     ``__cause__``): a space must build every architecture it can draw.
 
@@ -127,7 +146,7 @@ def explore(fn: Callable[[HP], Any], *, runs: int | None = None, seed: int = 0) 
         hp = HP(_Cycler(i, seed))
         try:
             fn(hp)
-        except SpaceError:
+        except (SpaceError, DataError, ConfigError):
             raise
         except Exception as exc:
             raise SpaceError(f"the space function raised {type(exc).__name__}: {exc} with the "

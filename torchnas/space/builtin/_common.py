@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._errors import DataError, SpaceError
 
-__all__ = ["ACTIVATIONS", "check_shape", "flat_features"]
+__all__ = ["ACTIVATIONS", "check_layout", "check_shape", "flat_features", "signal_shape"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU,
@@ -40,11 +41,44 @@ def flat_features(body: nn.Module, input_shape: Sequence[int]) -> int:
     return math.prod(out.shape[1:])
 
 
+def check_layout(space: str, shape: tuple[int, ...]) -> None:
+    """How a convolutional space reads ``shape``, when that is likely not what was meant.
+
+    Channels last, ``(H, W, C)`` or ``(L, C)`` with ``C`` of 1 or 3 and the other sizes 8 or
+    more (``(28, 28, 1)``: NumPy and Keras images), would be read as ``H`` channels: refused. A
+    square ``(H, W)`` of 8 or more (images without their channel axis) is read as a 1-D signal
+    of ``H`` channels and length ``W``: a warning.
+
+    Raises:
+        DataError: for a channels-last shape, naming the permutation that fixes it.
+    """
+    if len(shape) == 3 and shape[2] in (1, 3) and min(shape[:2]) >= 8:
+        h, w, c = shape
+        raise DataError(
+            f"space {space!r}: input_shape {shape} looks channels-last (height, width, "
+            f"channels): it would be read as {h} channels of {w}x{c} images. Built-in spaces "
+            f"take channels first: give the images as x.permute(0, 3, 1, 2), shaped "
+            f"{(c, h, w)}")
+    if len(shape) == 2 and shape[1] in (1, 3) and shape[0] >= 8:
+        n, c = shape
+        raise DataError(
+            f"space {space!r}: input_shape {shape} looks channels-last (length, channels): it "
+            f"would be read as {n} channels of length {c}. Built-in spaces take channels "
+            f"first: give the signals as x.transpose(1, 2), shaped {(c, n)}")
+    if len(shape) == 2 and shape[0] == shape[1] >= 8:
+        h, w = shape
+        warnings.warn(
+            f"space {space!r}: input_shape {shape} is read as a 1-D signal of {h} channels and "
+            f"length {w}; if these are {h}x{w} images, add their channel axis: "
+            f"x.unsqueeze(1), shaped {(1, h, w)}", UserWarning, stacklevel=3)
+
+
 def signal_shape(space: str, input_shape: Sequence[int],
                  num_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The checked input shape as given, and as ``(C, L)`` or ``(C, H, W)`` (a flat ``(L,)``
-    is one channel): what convolutional spaces build on."""
+    is one channel): what convolutional spaces build on (see :func:`check_layout`)."""
     given = check_shape(space, input_shape, num_classes)
+    check_layout(space, given)
     shape = (1, given[0]) if len(given) == 1 else given
     if len(shape) not in (2, 3):
         raise SpaceError(
