@@ -160,3 +160,14 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def write_result(args: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Writes ``result`` (with the run's settings, ``vars(args)``, under ``settings``) as JSON
+    to ``args.out`` and says where; returns it."""
+    result = {"settings": {k: str(v) if isinstance(v, os.PathLike) else v
+                           for k, v in vars(args).items()}, **result}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {args.out}")
+    return result
