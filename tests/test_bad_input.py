@@ -14,8 +14,8 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 import torchnas as tn
-from torchnas._config import load_config, parse_value, resolve_object
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.config import load_config, parse_value, resolve_object
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.evaluation import Trainer
 from torchnas.export import check_path, load_model, read_export, save_model
 

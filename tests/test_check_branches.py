@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import torchnas as tn
-from torchnas._search_checks import probe_model
+from torchnas.search._checks import probe_model
 from torchnas.space import cover_values, explore
 
 G = torch.Generator().manual_seed(0)

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torchnas as tn
-from torchnas._config import apply_overrides, dump_config, load_config
+from torchnas._util.config import apply_overrides, dump_config, load_config
 from torchnas.cli import build_search, main
 from torchnas.export import read_export
-from torchnas.model_search import ModelSearch
+from torchnas.search._model_search import ModelSearch
 
 SMALL = """\
 space: mlp

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from torchnas import data as tdata
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from test_data_files import flowers
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 import torchnas as tn
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.cli import main
 
 

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 import torchnas as tn
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.cli import build_search, main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

@@ -560,7 +560,7 @@ def test_a_remote_recorder_records_what_an_inline_one_does(decisions: list[Any],
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_as_a_config_is_a_mapping_or_a_named_config_error(text: str) -> None:
-    from torchnas._config import load_config
+    from torchnas._util.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.yaml"
@@ -607,7 +607,7 @@ def test_nothing_unpickles_files_and_yaml_is_safe() -> None:
             yaml_calls.append(rel)
             assert "Loader=_Loader" in args, f"{rel}: yaml.load({args})"
     assert loads and yaml_calls  # the patterns do find the real calls
-    from torchnas._config import _Loader
+    from torchnas._util.config import _Loader
 
     assert issubclass(_Loader, __import__("yaml").SafeLoader)
 

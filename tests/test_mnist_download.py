@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from torchnas import data as tdata
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.data import _mnist
 from torchnas.data._mnist import FILES, Source, read_idx
 

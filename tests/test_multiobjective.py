@@ -20,14 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import torchnas as tn
-from torchnas._hypervolume import contributions, default_reference, hypervolume
-from torchnas._objectives import crowding_distance, nondominated_fronts, violation
 from torchnas.cli import main
 from torchnas.schedulers import ParetoHalvingScheduler
 from torchnas.space import Int
 from torchnas.strategies import AskContext, MOTPEStrategy, NSGA2Strategy
 from torchnas.strategies._motpe import greedy_hypervolume_subset
 from torchnas.strategies._nsga2 import crowded_keys
+from torchnas.study._hypervolume import contributions, default_reference, hypervolume
+from torchnas.study._objectives import crowding_distance, nondominated_fronts, violation
 
 TWO = {"acc": "max", "cost": "min"}
 

@@ -15,8 +15,8 @@ from helpers import quick_search
 from torch import nn
 
 import torchnas as tn
-from torchnas._seeds import clearly_worse, merge_executions
 from torchnas.evaluation import evaluate
+from torchnas.search._seeds import clearly_worse, merge_executions
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 
 

@@ -98,11 +98,18 @@ def test_the_cli_never_overwrites_the_saved_config_with_other_settings(
     assert saved.read_text() == before
 
 
+def _default_sigint() -> None:
+    """Ctrl-C's default in the child: a test run from a background shell inherits SIGINT
+    ignored, and Python keeps an inherited SIG_IGN (as ``nohup`` users want)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_marks_running_trials_interrupted_and_exits_130(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, 3, epochs=400)
     proc = subprocess.Popen([sys.executable, "-m", "torchnas.cli", "search", str(cfg)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=_default_sigint)
     db = tmp_path / "c.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the first trial runs

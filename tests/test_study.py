@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 import torchnas as tn
-from torchnas._objectives import parse_constraints, parse_objectives
-from torchnas._process import owner_alive, owner_token
-from torchnas._trial import report_step
 from torchnas.storage import Event, MemoryJournal, SQLiteJournal
+from torchnas.study._objectives import parse_constraints, parse_objectives
+from torchnas.study._process import owner_alive, owner_token
+from torchnas.study._trial import report_step
 
 COMPLETE, FAILED, PRUNED = tn.TrialState.COMPLETE, tn.TrialState.FAILED, tn.TrialState.PRUNED
 INTERRUPTED, RUNNING = tn.TrialState.INTERRUPTED, tn.TrialState.RUNNING

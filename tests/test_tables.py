@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import torchnas as tn
-from torchnas._table import format_metric, format_table
+from torchnas._util.table import format_metric, format_table
 from torchnas.cli import main
 from torchnas.report import format_arch, leaderboard
 

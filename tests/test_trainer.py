@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from torchnas import data as tdata
-from torchnas._errors import TrialPruned
+from torchnas._util.errors import TrialPruned
 from torchnas.evaluation import Trainer, evaluate
 
 

@@ -14,7 +14,7 @@ from torchnas import (
     storage,
     strategies,
 )
-from torchnas._errors import (
+from torchnas._util.errors import (
     ConfigError,
     DataError,
     SpaceError,
@@ -22,14 +22,11 @@ from torchnas._errors import (
     TorchnasError,
     TrialPruned,
 )
-from torchnas._hypervolume import hypervolume
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.evaluation import Trainer, summary
-from torchnas.export import load_model, save_model
-from torchnas.model_search import ModelSearch
+from torchnas.search import ModelSearch, load_model, save_model
 from torchnas.space import HP, arch_key, build, explore
 from torchnas.space import builtin as spaces
-from torchnas.study import Study, Trial, load_study
+from torchnas.study import FrozenTrial, Study, Trial, TrialState, hypervolume, load_study
 
 __version__ = "0.1.0"
 

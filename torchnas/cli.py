@@ -16,24 +16,24 @@ from typing import Any
 
 from torchnas import data as tn_data
 from torchnas import oneshot
-from torchnas._config import (
+from torchnas._util.config import (
     apply_overrides,
     check_keys,
     dump_config,
     load_config,
     resolve_object,
 )
-from torchnas._errors import TorchnasError
-from torchnas._search_settings import differences
-from torchnas._table import format_metric
-from torchnas._trial import TrialState
+from torchnas._util.errors import TorchnasError
+from torchnas._util.table import format_metric
 from torchnas.evaluation import Trainer
-from torchnas.model_search import ModelSearch
 from torchnas.report import plot_history, plot_intermediate, plot_pareto
 from torchnas.report._console import leaderboard
 from torchnas.report._trials import format_trials
+from torchnas.search._model_search import ModelSearch
+from torchnas.search._settings import differences
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.study import Study, load_study
+from torchnas.study._trial import TrialState
 
 __all__ = ["ONEDNN_CACHE", "build_search", "main"]
 

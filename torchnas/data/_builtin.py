@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 from torchnas.data._bundle import Data, from_tensors
 from torchnas.data._mnist import SOURCES as MNIST_SOURCES
 from torchnas.data._mnist import mnist_arrays

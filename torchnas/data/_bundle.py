@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
-from torchnas._errors import DataError
+from torchnas._util.errors import DataError
 from torchnas.data._checks import (
     check_class_coverage,
     is_pil_image,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from torchnas._errors import DataError
+from torchnas._util.errors import DataError
 
 if TYPE_CHECKING:
     from torchnas.data._bundle import Data

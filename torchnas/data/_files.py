@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.data._builtin import stratified_split
 from torchnas.data._bundle import Data, from_tensors
 

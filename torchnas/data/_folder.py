@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError, DataError
+from torchnas._util.errors import ConfigError, DataError
 from torchnas.data._bundle import Data
 from torchnas.data._files import split_bundle
 

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from torchnas._errors import DataError
+from torchnas._util.errors import DataError
 
 __all__ = ["FILES", "SOURCES", "Source", "fetch", "mnist_arrays", "read_idx"]
 

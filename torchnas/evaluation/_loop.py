@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from torchnas._errors import DataError
+from torchnas._util.errors import DataError
 from torchnas.data import Data
 
 __all__ = [
@@ -65,7 +65,7 @@ class Batches:
     With ``split`` (its name, for messages), the batches of a DataLoader (datasets that are
     not tensor datasets, which :func:`~torchnas.data.validate` checks on a sample of items
     only) are checked as they are read: labels in ``[0, num_classes)`` and finite inputs; a
-    bad batch raises :class:`~torchnas._errors.DataError` naming the split.
+    bad batch raises :class:`~torchnas._util.errors.DataError` naming the split.
     """
 
     def __init__(self, dataset: Dataset[Any] | DataLoader[Any], batch_size: int,

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.space import Domain, explore
 from torchnas.strategies._encoding import Encoding
 from torchnas.strategies._surrogate import KINDS, Surrogate
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Predictor"]
 

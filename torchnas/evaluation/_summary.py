@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 from torchnas.data import Data
 from torchnas.evaluation._cost import flops, params
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
 from torchnas.execution._threads import trainer_threads
@@ -148,7 +148,7 @@ class Trainer:
             report: Called as ``report(step, {"val_accuracy", "val_loss", "train_loss"})``
                 after every epoch, step being the epoch (from 1) or, with ``budget="data"``,
                 the percentage of the training set used; it may raise
-                :class:`~torchnas._errors.TrialPruned`, which propagates.
+                :class:`~torchnas._util.errors.TrialPruned`, which propagates.
             seed: Overrides the Trainer's seed.
             final: Train on ``data.train_val()`` for all epochs, with no validation or
                 reporting (the retraining of the chosen architecture); ``budget`` is ignored.

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 from torchnas.execution._base import Executor, Plan, Tally, conclude
 from torchnas.execution._inline import InlineExecutor
 from torchnas.execution._process import ProcessExecutor, device_plan

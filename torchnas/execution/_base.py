@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torchnas._errors import ConfigError, DataError, SpaceError, TooManyFailures
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError, DataError, SpaceError, TooManyFailures
 from torchnas.execution._protocol import Outcome
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from torchnas.study import Study, Trial

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 from torchnas.execution._base import Executor, Plan, Tally, conclude
 from torchnas.execution._protocol import evaluate
 from torchnas.execution._threads import warn_if_busy
@@ -50,10 +50,12 @@ class InlineExecutor(Executor):
         tally = Tally(study, plan)
         first = next(iter(study.objectives))
         while tally.may_start(0):
-            trial = study.ask()
+            trial = None
             try:
+                trial = study.ask()
                 outcome = evaluate(objective, trial.hp, first)
             except (KeyboardInterrupt, SystemExit):
-                study._interrupt(trial.number, "interrupted")
+                if trial is not None:
+                    study._interrupt(trial.number, "interrupted")
                 raise
             tally.finished(conclude(study, trial, outcome, plan.retries))

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import TrialPruned
+from torchnas._util.errors import TrialPruned
 from torchnas.execution._base import Plan, Tally, conclude
 from torchnas.execution._protocol import ExecutorError, Outcome, recv, send
 from torchnas.space import domain_from_json

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError
-from torchnas._process import owner_token
+from torchnas._util.errors import ConfigError
 from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._threads import cores, warn_if_busy
 from torchnas.execution._worker import process_main
+from torchnas.study._process import owner_token
 
 if TYPE_CHECKING:
     from torchnas.study import Study

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from torchnas._errors import DataError, SpaceError, TorchnasError, TrialPruned
+from torchnas._util.errors import DataError, SpaceError, TorchnasError, TrialPruned
 
 __all__ = ["ExecutorError", "Outcome", "evaluate", "recv", "result_metrics", "send"]
 

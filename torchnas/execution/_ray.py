@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 from torchnas.execution._base import Executor, Plan
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._process import check_recycle_mb

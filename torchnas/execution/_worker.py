@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Client, Connection
 from typing import TYPE_CHECKING, Any, cast
 
-from torchnas._errors import SpaceError, TrialPruned
-from torchnas._process import owner_alive
-from torchnas._trial import report_step
+from torchnas._util.errors import SpaceError, TrialPruned
 from torchnas.execution._protocol import RemoteError, evaluate, recv, send
 from torchnas.execution._threads import WORKER_THREADS
 from torchnas.space import HP, Domain
+from torchnas.study._process import owner_alive
+from torchnas.study._trial import report_step
 
 if TYPE_CHECKING:
     from torchnas.study import Trial

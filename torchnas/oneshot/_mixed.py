@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.space._hp import reduce_inputs
 
 __all__ = ["MODES", "ArchState", "MixedInput", "MixedOp", "Searched"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 from torchnas.oneshot._base import OneShot
 from torchnas.oneshot._darts import DARTS, PCDARTS
 from torchnas.oneshot._enas import ENAS

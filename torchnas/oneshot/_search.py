@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from torchnas._errors import SpaceError, TrialPruned
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import SpaceError, TrialPruned
 from torchnas.oneshot._base import OneShotResult
 from torchnas.oneshot._collapse import CollapseReport
 from torchnas.oneshot._registry import resolve
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
-    from torchnas.model_search import ModelSearch
+    from torchnas.search._model_search import ModelSearch
     from torchnas.study import Study
 
 __all__ = ["checkpoint_path", "record_path", "run_search"]

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.oneshot._mixed import ArchState, MixedInput, MixedOp, Searched
 from torchnas.space import HP, Domain, FixedSource, Inputs, Op
 

@@ -10,8 +10,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from torchnas._table import format_metric, format_table
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.table import format_metric, format_table
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from torchnas.study import Study
@@ -27,7 +27,7 @@ def format_arch(arch: Mapping[str, Any], width: int | None = 60) -> str:
 
 
 def _fmt(v: float, name: str = "") -> str:
-    """A metric's value as the leaderboard shows it (:func:`torchnas._table.format_metric`)."""
+    """A metric's value as the leaderboard shows it (:func:`torchnas._util.table.format_metric`)."""
     return format_metric(v, name)
 
 

@@ -21,10 +21,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.report._console import state_counts
 from torchnas.storage import get_storage
 from torchnas.study import Study, load_study
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Dashboard", "study_view", "trial_view"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError
-from torchnas._objectives import pareto_front, parse_objectives
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
+from torchnas.study._objectives import pareto_front, parse_objectives
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from torchnas.study import Study

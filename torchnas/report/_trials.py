@@ -6,9 +6,9 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from torchnas._table import format_metric, format_table
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.table import format_metric, format_table
 from torchnas.report._console import format_arch
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from torchnas.study import Study

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 from torchnas.schedulers._base import Scheduler
 from torchnas.schedulers._curve import CurveScheduler, fit_power_law
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler, synchronous

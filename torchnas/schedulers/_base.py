@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from torchnas._trial import FrozenTrial
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["Scheduler"]
 

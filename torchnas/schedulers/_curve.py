@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.schedulers._base import Scheduler
 from torchnas.schedulers._values import check_int, check_real
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["CurveScheduler", "fit_power_law"]
 

@@ -6,10 +6,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial
+from torchnas._util.errors import ConfigError
 from torchnas.schedulers._base import Scheduler
 from torchnas.schedulers._values import better, check_int, check_real, reached, rung_value
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["SuccessiveHalvingScheduler", "synchronous"]
 

@@ -6,11 +6,11 @@ import functools
 import math
 from collections.abc import Mapping
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.schedulers._base import Scheduler
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import check_int, check_real, reached
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["HyperbandScheduler"]
 

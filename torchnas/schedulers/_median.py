@@ -6,10 +6,10 @@ import math
 import statistics
 from collections.abc import Mapping
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.schedulers._base import Scheduler
 from torchnas.schedulers._values import better, check_int, check_real, value_by
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["MedianScheduler"]
 

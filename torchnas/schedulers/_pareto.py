@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from torchnas._objectives import crowding_distance, nondominated_fronts
-from torchnas._trial import FrozenTrial
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import reached
+from torchnas.study._objectives import crowding_distance, nondominated_fronts
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["ParetoHalvingScheduler", "rung_vector"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from torchnas import _checks as checks
-from torchnas._trial import FrozenTrial
+from torchnas._util import checks
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["better", "check_int", "check_real", "reached", "rung_value", "value_by"]
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.space._domains import Domain
 from torchnas.space._hp import HP
 

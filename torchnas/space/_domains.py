@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 
 __all__ = ["Bool", "Categorical", "Domain", "Float", "Inputs", "Int", "Op"]
 

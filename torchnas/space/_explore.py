@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError, DataError, SpaceError
-from torchnas._table import format_table
+from torchnas._util.errors import ConfigError, DataError, SpaceError
+from torchnas._util.table import format_table
 from torchnas.space._domains import Domain, Int
 from torchnas.space._hp import HP
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.space._domains import Bool, Categorical, Domain, Float, Inputs, Int, Op
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from torchnas._trial import FrozenTrial, TrialState, report_step
 from torchnas.space import Domain, domain_from_json
 from torchnas.storage._base import Event, Journal
+from torchnas.study._trial import FrozenTrial, TrialState, report_step
 
 __all__ = ["TrialLog"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 from torchnas.storage._base import Event, Journal
 
 __all__ = ["SQLiteJournal"]

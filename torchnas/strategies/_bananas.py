@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.space import Domain, arch_key
 from torchnas.strategies._base import (
     AskContext,
@@ -33,6 +32,7 @@ from torchnas.strategies._encoding import Encoding
 from torchnas.strategies._evolution import planned
 from torchnas.strategies._mutation import ArchIndex, Fill, fresh_random, mutate
 from torchnas.strategies._surrogate import Surrogate, acquire
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["BananasStrategy"]
 

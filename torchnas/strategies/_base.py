@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from torchnas._checks import check_bool, check_int, check_real
-from torchnas._trial import FrozenTrial
+from torchnas._util.checks import check_bool, check_int, check_real
 from torchnas.space import Domain
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["AskContext", "Strategy", "check_bool", "check_int", "check_real", "derive_seed",
            "warn_first_objective"]

@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchnas._objectives import crowding_distance, nondominated_fronts
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain
 from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
 from torchnas.strategies._mutation import ArchIndex, Fill, crossover, fresh_random, mutate
+from torchnas.study._objectives import crowding_distance, nondominated_fronts
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["EvolutionStrategy", "Score", "improves", "planned", "rank_keys", "score"]
 

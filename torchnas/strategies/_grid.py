@@ -14,8 +14,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchnas._errors import SpaceError
-from torchnas._trial import FrozenTrial
+from torchnas._util.errors import SpaceError
 from torchnas.space import Domain
 from torchnas.strategies._base import (
     AskContext,
@@ -24,6 +23,7 @@ from torchnas.strategies._base import (
     check_int,
     derive_seed,
 )
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["GridStrategy"]
 

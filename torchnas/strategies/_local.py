@@ -12,11 +12,11 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from torchnas._trial import FrozenTrial
 from torchnas.space import Domain
 from torchnas.strategies._base import AskContext, Strategy, check_int, derive_seed
 from torchnas.strategies._evolution import Score, improves, planned, score
 from torchnas.strategies._mutation import ArchIndex, fresh_random, neighbours
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["LocalSearchStrategy"]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from torchnas._hypervolume import default_reference, hypervolume
-from torchnas._objectives import nondominated_fronts
 from torchnas.strategies._tpe import TPEStrategy
+from torchnas.study._hypervolume import default_reference, hypervolume
+from torchnas.study._objectives import nondominated_fronts
 
 __all__ = ["MOTPEStrategy", "greedy_hypervolume_subset"]
 

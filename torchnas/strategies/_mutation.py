@@ -16,8 +16,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from torchnas._trial import FrozenTrial
 from torchnas.space import Domain, Float, Inputs, Int, arch_key
+from torchnas.study._trial import FrozenTrial
 
 __all__ = [
     "ArchIndex",

@@ -19,12 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchnas._objectives import crowding_distance, nondominated_fronts, signed_values, violation
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain
 from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
 from torchnas.strategies._evolution import planned
 from torchnas.strategies._mutation import ArchIndex, crossover, fresh_random, mutate
+from torchnas.study._objectives import (
+    crowding_distance,
+    nondominated_fronts,
+    signed_values,
+    violation,
+)
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Member", "NSGA2Strategy", "crowded_keys"]
 

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.space import Categorical, Domain, Float, Inputs, Int
 from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["SAMPLERS", "OptunaStrategy"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 from torchnas.strategies._bananas import BananasStrategy
 from torchnas.strategies._base import Strategy
 from torchnas.strategies._evolution import EvolutionStrategy

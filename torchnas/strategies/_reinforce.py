@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from torchnas._trial import FrozenTrial
 from torchnas.space import Domain, Float, Int
 from torchnas.strategies._base import (
     AskContext,
@@ -30,6 +29,7 @@ from torchnas.strategies._base import (
     warn_first_objective,
 )
 from torchnas.strategies._evolution import score
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["ReinforceStrategy"]
 

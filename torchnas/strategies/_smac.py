@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial
+from torchnas._util.errors import ConfigError
 from torchnas.space import Domain, arch_key
 from torchnas.strategies._base import (
     AskContext,
@@ -35,6 +34,7 @@ from torchnas.strategies._encoding import Encoding
 from torchnas.strategies._evolution import planned, score
 from torchnas.strategies._mutation import ArchIndex, fresh_random, mutate, neighbours
 from torchnas.strategies._surrogate import ACQUISITIONS, KINDS, Surrogate, acquire
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["SMACStrategy"]
 

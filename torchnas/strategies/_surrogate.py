@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 
 __all__ = ["ACQUISITIONS", "KINDS", "Surrogate", "acquire", "expected_improvement"]
 

@@ -18,8 +18,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from torchnas._objectives import nondominated_fronts
-from torchnas._trial import FrozenTrial, TrialState
 from torchnas.space import Domain, Float
 from torchnas.strategies._base import (
     AskContext,
@@ -31,6 +29,8 @@ from torchnas.strategies._base import (
     warn_first_objective,
 )
 from torchnas.strategies._parzen import Column, logsumexp
+from torchnas.study._objectives import nondominated_fronts
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["BOHBStrategy", "TPEStrategy"]
 

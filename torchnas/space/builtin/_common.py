@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from torchnas._errors import DataError, SpaceError
+from torchnas._util.errors import DataError, SpaceError
 
 __all__ = ["ACTIVATIONS", "check_layout", "check_shape", "flat_features", "signal_shape"]
 

@@ -6,8 +6,8 @@ import builtins
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from torchnas._errors import ConfigError
-from torchnas._registry import Registry
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Registry
 
 __all__ = ["REGISTRY", "create", "get", "list", "register"]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
 from torchnas.space.builtin._common import signal_shape
 from torchnas.space.builtin._registry import register

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from torchnas._errors import SpaceError
+from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
 from torchnas.space.builtin._common import conv_kinds, signal_shape
 from torchnas.space.builtin._registry import register

@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas._errors import ConfigError
-from torchnas._objectives import is_feasible, parse_constraints, parse_objectives
-from torchnas._table import format_metric
+from torchnas._util.errors import ConfigError
+from torchnas._util.table import format_metric
 from torchnas.evaluation import COST_METRICS, PROXIES
 from torchnas.evaluation._cost import measure
 from torchnas.evaluation._proxies import FLOAT_INPUTS, rank_architectures
 from torchnas.space import HP
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
+from torchnas.study._objectives import is_feasible, parse_constraints, parse_objectives
 
 __all__ = ["COST_DEFAULTS", "WARM_START_DEFAULTS", "ModelMetrics", "Rejected", "parse_fidelity"]
 

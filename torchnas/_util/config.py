@@ -21,7 +21,7 @@ from typing import Any, Union
 
 import yaml
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 
 __all__ = [
     "apply_overrides", "check_keys", "dump_config", "load_config", "parse_value", "resolve_object",

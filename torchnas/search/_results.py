@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
-from torchnas._trial import FrozenTrial
 from torchnas.evaluation import Trainer
-from torchnas.export import save_model
 from torchnas.report._console import leaderboard, state_counts
+from torchnas.search._export import save_model
+from torchnas.search._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
 from torchnas.storage._artifacts import ArtifactStore
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
+from torchnas.study._trial import FrozenTrial
 
 __all__ = ["SearchResults"]
 
@@ -186,7 +186,7 @@ class SearchResults:
     def export(self, path: str | Path, model: nn.Module | None = None,
                trial: FrozenTrial | None = None) -> Path:
         """Writes the best model (or ``trial``'s; retrained unless ``model`` is given) to
-        ``path``, in the format its suffix names (:data:`torchnas.export.FORMATS`).
+        ``path``, in the format its suffix names (:data:`torchnas.search._export.FORMATS`).
 
         ``.pt``: weights, architecture JSON, space name and its arguments (read back with
         :func:`torchnas.load_model`); ``.onnx`` (ONNX, ``torchnas[onnx]``), ``.pt2``

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial
+from torchnas._util.errors import ConfigError
+from torchnas.study._trial import FrozenTrial
 
 __all__ = [
     "crowding_distance",

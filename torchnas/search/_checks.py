@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas._errors import ConfigError, SpaceError
+from torchnas._util.errors import ConfigError, SpaceError
 from torchnas.space import HP, Coverage, Domain, FixedSource, SpaceInfo, sweep
 from torchnas.space._cover import MAX_RUNS
 from torchnas.study import Study

@@ -7,7 +7,7 @@ import math
 import numbers
 from typing import Any
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 
 __all__ = ["check_bool", "check_int", "check_real"]
 

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 
 __all__ = ["Registry"]
 

@@ -12,18 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from torchnas import execution
-from torchnas._errors import ConfigError
-from torchnas._hypervolume import default_reference, hypervolume, ordered_reference
-from torchnas._live import Trial
-from torchnas._objectives import (
-    is_feasible,
-    pareto_front,
-    parse_constraints,
-    parse_objectives,
-    rank_key,
-)
-from torchnas._process import owner_alive, owner_token
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
 from torchnas.execution import Executor, Plan
 from torchnas.execution._protocol import result_metrics
 from torchnas.report._console import leaderboard, state_counts
@@ -32,6 +21,17 @@ from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
 from torchnas.storage import Journal, TrialLog, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
+from torchnas.study._hypervolume import default_reference, hypervolume, ordered_reference
+from torchnas.study._live import Trial
+from torchnas.study._objectives import (
+    is_feasible,
+    pareto_front,
+    parse_constraints,
+    parse_objectives,
+    rank_key,
+)
+from torchnas.study._process import owner_alive, owner_token
+from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Study", "Trial", "load_study"]
 
@@ -367,7 +367,7 @@ class Study:
             reference: ``{"objective": value}`` or values in the objectives' order: a point no
                 better than the worst acceptable value of each. ``None``: just past the worst
                 complete feasible trial in each objective, by 10% of the range
-                (:func:`~torchnas._hypervolume.default_reference`), which moves as the study
+                (:func:`~torchnas.study._hypervolume.default_reference`), which moves as the study
                 goes on: give one explicitly to compare studies or moments.
         """
         ranked = self._ranked()

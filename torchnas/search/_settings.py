@@ -8,11 +8,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import ConfigError
-from torchnas._trial import FrozenTrial, TrialState
+from torchnas._util.errors import ConfigError
+from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
-    from torchnas.model_search import ModelSearch
+    from torchnas.search._model_search import ModelSearch
     from torchnas.study import Study
 
 __all__ = ["MEANINGLESS_TRAINER_KEYS", "check_resumed_settings", "differences", "resume_line",

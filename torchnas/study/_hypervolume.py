@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from torchnas._errors import ConfigError
+from torchnas._util.errors import ConfigError
 
 __all__ = ["contributions", "default_reference", "hypervolume"]
 

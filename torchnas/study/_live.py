@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from torchnas._errors import TrialPruned
-from torchnas._trial import report_step
+from torchnas._util.errors import TrialPruned
 from torchnas.space import HP, Domain, arch_key
 from torchnas.strategies import AskContext, Strategy
+from torchnas.study._trial import report_step
 
 if TYPE_CHECKING:
     from torchnas.study import Study
