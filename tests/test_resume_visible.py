@@ -98,6 +98,13 @@ def test_the_cli_never_overwrites_the_saved_config_with_other_settings(
     assert saved.read_text() == before
 
 
+def _has_trials(db: Path) -> bool:
+    try:
+        return bool(tn.load_study(str(db), read_only=True).trials)
+    except ValueError:  # the file exists, its tables not yet
+        return False
+
+
 def _default_sigint() -> None:
     """Ctrl-C's default in the child: a test run from a background shell inherits SIGINT
     ignored, and Python keeps an inherited SIG_IGN (as ``nohup`` users want)."""
@@ -114,7 +121,7 @@ def test_ctrl_c_marks_running_trials_interrupted_and_exits_130(tmp_path: Path) -
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the first trial runs
         time.sleep(0.5)
-        if db.exists() and tn.load_study(str(db), read_only=True).trials:
+        if db.exists() and _has_trials(db):
             break
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
