@@ -39,7 +39,7 @@ from scipy.stats import kendalltau, spearmanr
 
 import torchnas as tn
 from torchnas.evaluation import Predictor
-from torchnas.strategies._surrogate import KINDS
+from torchnas.surrogate import KINDS
 
 
 def trained(space: Any, data: tn.data.Data, archs: list[dict[str, Any]], epochs: int,

@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 
 import torchnas as tn
 from torchnas.space import Categorical, Float, Inputs, Int
-from torchnas.strategies._surrogate import Surrogate, acquire, expected_improvement
+from torchnas.surrogate import Surrogate, acquire, expected_improvement
 
 KINDS = ["forest", "ensemble", "gp"]
 

@@ -1,7 +1,7 @@
 """Model-based strategies: the encoding, TPE, BOHB, BANANAS, SMAC and the Optuna bridge.
 
-The contract every strategy meets is in ``test_strategies.py``; here, what each one promises
-beyond it: that the model helps (against random search's median over seeds), that running
+The contract every strategy meets is in ``test_contract_strategies.py``; here, what each one
+promises beyond it: that the model helps (against random search's median over seeds), that running
 trials push proposals apart, that BOHB fits on the right budget, and that the Optuna bridge maps
 every kind of decision and resumes exactly.
 """
@@ -21,7 +21,7 @@ import pytest
 import torchnas as tn
 from torchnas.space import Bool, Categorical, Float, Inputs, Int, Op
 from torchnas.strategies import AskContext, BOHBStrategy, TPEStrategy
-from torchnas.strategies._encoding import Encoding
+from torchnas.surrogate import Encoding
 
 Objective = Callable[[tn.HP], float]
 

@@ -28,7 +28,7 @@ __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
 #: A loader takes ``val_fraction=``, ``seed=`` and its own keywords and returns :class:`Data`.
 Loader = Callable[..., Data]
 
-LOADERS: Registry[Loader] = Registry("dataset")
+LOADERS: Registry[Data] = Registry("dataset")
 
 #: mnist1d's default generation arguments (``mnist1d.data.get_dataset_args``), kept here so a
 #: cached dataset loads without importing mnist1d (which pulls in scipy and matplotlib).
@@ -64,7 +64,7 @@ def register(name: str) -> Callable[[Loader], Loader]:
 
 def available() -> list[str]:
     """Return the names :func:`load` accepts, sorted."""
-    return LOADERS.names()
+    return LOADERS.available()
 
 
 def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) -> Data:

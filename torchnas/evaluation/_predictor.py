@@ -2,9 +2,9 @@
 
 A :class:`Predictor` is fitted on finished trials (or on architectures and their measured
 values) and predicts, for architectures nobody trained, a mean and a standard deviation. It
-shares its architecture encoding (:class:`~torchnas.strategies._encoding.Encoding`) and its
-models (:class:`~torchnas.strategies._surrogate.Surrogate`) with the model-based strategies, so
-what it says is what ``smac`` and ``bananas`` believe.
+shares its architecture encoding (:class:`~torchnas.surrogate.Encoding`) and its models
+(:class:`~torchnas.surrogate.Surrogate`) with the model-based strategies, so what it says is
+what ``smac`` and ``bananas`` believe.
 
 Example:
     >>> import torchnas as tn
@@ -28,9 +28,8 @@ import numpy as np
 
 from torchnas._util.errors import ConfigError
 from torchnas.space import Domain, explore
-from torchnas.strategies._encoding import Encoding
-from torchnas.strategies._surrogate import KINDS, Surrogate
 from torchnas.study._trial import FrozenTrial, TrialState
+from torchnas.surrogate import KINDS, Encoding, Surrogate
 
 __all__ = ["Predictor"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import numbers
 import time
@@ -15,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Configurable
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
 from torchnas.execution._threads import trainer_threads
@@ -28,10 +28,13 @@ BUDGETS = ("epochs", "data")
 PARAM_OVERRIDES = ("lr", "optimizer", "batch_size", "weight_decay")
 
 
-class Trainer:
+class Trainer(Configurable):
     """Trains a classifier on a :class:`~torchnas.data.Data` bundle; the constructor is the config.
 
-    Keyword arguments are stored as given and checked when :meth:`fit` starts. Training is
+    Keyword arguments are stored as given and checked in one place, the resolution of the
+    settings that :meth:`check` runs (a search calls it before its first trial) and that
+    :meth:`fit` and :meth:`evaluate` run as they start: a Trainer is also used on its own,
+    handed out by no registry, and ``fit`` checks a trial's ``params`` overrides. Training is
     deterministic on CPU for a given seed. Tensor datasets are sliced directly on the device
     (no DataLoader); mixed precision is used on CUDA only (bf16 where supported, else fp16).
 
@@ -116,16 +119,8 @@ class Trainer:
         self.budget = budget
         self.threads = threads
 
-    def get_params(self) -> dict[str, Any]:
-        """Return the constructor's keyword arguments (the config to save beside results)."""
-        return {name: getattr(self, name) for name in _defaults()}
-
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if v != _defaults()[k]}
-        return f"Trainer({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
     def check(self) -> None:
-        """Check every setting now (as :meth:`fit` does first).
+        """Check every setting now (:meth:`fit` and :meth:`evaluate` run the same checks first).
 
         Raises:
             ConfigError: (a ``ValueError``) naming the first bad argument and its valid
@@ -176,7 +171,7 @@ class Trainer:
             cuda = [torch.cuda.current_device() if cfg.device.index is None else cfg.device.index]
         before = torch.get_num_threads()
         if self.threads is not None:
-            torch.set_num_threads(trainer_threads(_integer("threads", self.threads, low=1)))
+            torch.set_num_threads(trainer_threads(int(self.threads)))  # checked in _config
         try:
             with torch.random.fork_rng(devices=cuda):
                 generator = torch.Generator()
@@ -334,8 +329,3 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, "
                           f"got {value!r}{hint}")
     return str(value)
-
-
-def _defaults() -> dict[str, Any]:
-    sig = inspect.signature(Trainer.__init__)
-    return {k: p.default for k, p in sig.parameters.items() if k != "self"}

@@ -17,13 +17,14 @@ from torchnas.oneshot._enas import ENAS, Controller
 from torchnas.oneshot._gdas import GDAS
 from torchnas.oneshot._mixed import ArchState, MixedInput, MixedOp
 from torchnas.oneshot._penalty import CostModel, training_memory
-from torchnas.oneshot._registry import available, create, is_method, resolve
+from torchnas.oneshot._registry import REGISTRY, available, create, is_method, register, resolve
 from torchnas.oneshot._search import checkpoint_path, record_path, run_search
 from torchnas.oneshot._spos import SPOS
 from torchnas.oneshot._supernet import Supernet, SupernetHP, check_arch
 
 __all__ = [
     "DARTS",
+    "REGISTRY",
     "ENAS",
     "GDAS",
     "PCDARTS",
@@ -49,6 +50,7 @@ __all__ = [
     "is_method",
     "recalibrate_bn",
     "record_path",
+    "register",
     "resolve",
     "run_search",
     "training_memory",

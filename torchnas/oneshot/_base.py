@@ -1,7 +1,8 @@
 """What every one-shot method shares: settings, the search run, the result.
 
-A method is a keyword-only dataclass (the constructor is the config) with one entry point,
-:meth:`OneShot.search`, and one method to implement, :meth:`OneShot.fit`, which trains a
+A method is a keyword-only dataclass (the constructor is the config), registered where it is
+defined (``@register("name")`` above its class), with one entry point, :meth:`OneShot.search`,
+and one method to implement, :meth:`OneShot.fit`, which trains a
 :class:`~torchnas.oneshot.Supernet` and returns the chosen path. The search's state lives in a
 :class:`SearchRun` (``_run.py``); with a ``checkpoint`` file it is saved after every epoch and a
 search started again resumes from it (``_checkpoint.py``).
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from torchnas._util.registry import Configurable, Registry
 from torchnas.data import Data
 from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._collapse import GUARDS, CollapseReport
@@ -24,7 +26,7 @@ from torchnas.oneshot._penalty import METRICS
 from torchnas.oneshot._run import OnEpoch, SearchRun, jsonable
 from torchnas.oneshot._supernet import SpaceFn, Supernet, check_arch
 
-__all__ = ["OneShot", "OneShotResult", "SearchRun"]
+__all__ = ["REGISTRY", "OneShot", "OneShotResult", "SearchRun", "register"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,13 @@ class OneShotResult:
         return out
 
 
-@dataclass(kw_only=True)
-class OneShot:
+@dataclass(kw_only=True, repr=False)
+class OneShot(Configurable):
     """Base class of the one-shot methods; every setting is a keyword argument.
+
+    A method is a ``@dataclass(kw_only=True, repr=False)`` (the repr is
+    :class:`~torchnas._util.registry.Configurable`'s: the settings that differ from the
+    defaults) that implements :meth:`fit` and may extend :meth:`check`.
 
     Args:
         epochs: passes over the weights' half of the training split.
@@ -102,10 +108,6 @@ class OneShot:
     fixed: dict[str, Any] | None = None
     device: str = "auto"
     amp: bool | str = True
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments (the config saved beside the results)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def check(self) -> None:
         """Raises ``ValueError`` naming the first bad setting."""
@@ -181,6 +183,13 @@ class OneShot:
         cost = {} if run.cost is None else {run.cost.metric: run.cost.of_path(path)}
         return OneShotResult(self.name, arch, self.alphas(run), run.history, report,
                              run.seconds(), cost, jsonable(self.get_params()))
+
+
+REGISTRY: Registry[OneShot] = Registry("one-shot method", OneShot)
+"""The named one-shot methods (``tn.oneshot.available()``)."""
+
+register = REGISTRY.register
+"""``@register("name")`` above a one-shot method's class: a method of that name."""
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from torchnas.oneshot._base import OneShot, SearchRun
+from torchnas.oneshot._base import OneShot, SearchRun, register
 from torchnas.oneshot._collapse import collapse_counts
 
 __all__ = ["DARTS", "PCDARTS", "Differentiable"]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)
 class Differentiable(OneShot):
     """The loop DARTS and GDAS share (see :class:`OneShot` for the common settings).
 
@@ -126,7 +126,8 @@ class Differentiable(OneShot):
         return net.best_path(self.exclude_zero)
 
 
-@dataclass(kw_only=True)
+@register("darts")
+@dataclass(kw_only=True, repr=False)
 class DARTS(Differentiable):
     """Differentiable architecture search (Liu et al., 2019) on any space function.
 
@@ -144,7 +145,6 @@ class DARTS(Differentiable):
         ['cell/edge_1_0', 'cell/edge_2_0']
     """
 
-    name: ClassVar[str] = "darts"
     order: int = 1
     arch_lr: float = 0.03
 
@@ -189,13 +189,13 @@ class DARTS(Differentiable):
         return float(loss.detach())
 
 
-@dataclass(kw_only=True)
+@register("pc_darts")
+@dataclass(kw_only=True, repr=False)
 class PCDARTS(DARTS):
     """PC-DARTS (Xu et al., 2020): DARTS with partial channels (``partial_channels=4``), the
     memory-lean option. Needs a space that builds its op candidates for
     ``channels // hp.partial_channels`` channels, as the built-in ``cell`` space does."""
 
-    name: ClassVar[str] = "pc_darts"
     partial_channels: int = 4
 
 

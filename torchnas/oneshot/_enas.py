@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
-from torchnas.oneshot._base import OneShot, SearchRun
+from torchnas.oneshot._base import OneShot, SearchRun, register
 from torchnas.oneshot._batchnorm import batch_stats
 from torchnas.oneshot._supernet import Supernet
 
@@ -77,7 +76,8 @@ class Controller(nn.Module):
         return path, log_prob, entropy
 
 
-@dataclass(kw_only=True)
+@register("enas")
+@dataclass(kw_only=True, repr=False)
 class ENAS(OneShot):
     """Efficient neural architecture search via parameter sharing.
 
@@ -90,7 +90,6 @@ class ENAS(OneShot):
         derive_samples: sampled paths compared with the greedy one at the end.
     """
 
-    name: ClassVar[str] = "enas"
     controller_lr: float = 5e-3
     controller_steps: int = 20
     hidden: int = 32

@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torchnas.oneshot._base import SearchRun
+from torchnas.oneshot._base import SearchRun, register
 from torchnas.oneshot._darts import Differentiable
 
 __all__ = ["GDAS"]
 
 
-@dataclass(kw_only=True)
+@register("gdas")
+@dataclass(kw_only=True, repr=False)
 class GDAS(Differentiable):
     """Gradient-based search using differentiable architecture sampling.
 
@@ -26,7 +27,6 @@ class GDAS(Differentiable):
         tau_max, tau_min: the Gumbel-softmax temperature's first and last value.
     """
 
-    name: ClassVar[str] = "gdas"
     mode: ClassVar[str] = "gumbel"
     tau_max: float = 10.0
     tau_min: float = 0.1

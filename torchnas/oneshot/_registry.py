@@ -1,39 +1,27 @@
-"""The registry of one-shot methods: ``available()``, ``create(name, **kw)``, ``resolve``."""
+"""The registry of one-shot methods: ``available()``, ``create(name, **kw)``, ``resolve``.
+
+A method registers where it is defined (``@register("name")`` above its class); importing the
+modules below fills the registry.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from torchnas._util.errors import ConfigError
-from torchnas._util.registry import Registry
-from torchnas.oneshot._base import OneShot
-from torchnas.oneshot._darts import DARTS, PCDARTS
-from torchnas.oneshot._enas import ENAS
-from torchnas.oneshot._gdas import GDAS
-from torchnas.oneshot._spos import SPOS
+from torchnas.oneshot import _darts, _enas, _gdas, _spos  # noqa: F401 - they register methods
+from torchnas.oneshot._base import REGISTRY, OneShot, register
 
-__all__ = ["REGISTRY", "available", "create", "is_method", "resolve"]
-
-REGISTRY: Registry[type[OneShot]] = Registry("one-shot method")
-for _cls in (DARTS, PCDARTS, GDAS, SPOS, ENAS):
-    REGISTRY.add(_cls.name, _cls)
+__all__ = ["REGISTRY", "available", "create", "is_method", "register", "resolve"]
 
 
 def available() -> list[str]:
     """Names of the one-shot methods (``ModelSearch(strategy=name)`` runs them)."""
-    return REGISTRY.names()
+    return REGISTRY.available()
 
 
 def create(name: str, **kwargs: Any) -> OneShot:
     """The method ``name`` with its settings checked; :class:`ConfigError` naming the fault."""
-    cls = REGISTRY.get(name)
-    REGISTRY.check_settings(name, cls, kwargs)
-    try:
-        method = cls(**kwargs)
-        method.check()
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"one-shot method {name!r}: {exc}") from exc
-    return method
+    return REGISTRY.create(name, **kwargs)
 
 
 def is_method(spec: Any) -> bool:
@@ -45,13 +33,6 @@ def is_method(spec: Any) -> bool:
 
 
 def resolve(spec: Any) -> tuple[OneShot, dict[str, Any]]:
-    """A method from a name, an object or ``{"name": ..., **settings}``, and its spec."""
-    if isinstance(spec, OneShot):
-        spec.check()
-        return spec, {"name": spec.name, **spec.get_params()}
-    if isinstance(spec, str):
-        return create(spec), {"name": spec}
-    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        settings = {k: v for k, v in spec.items() if k != "name"}
-        return create(spec["name"], **settings), dict(spec)
-    raise ConfigError(f"one-shot method must be a name, a OneShot or {{'name': ...}}, got {spec!r}")
+    """A method from a name, an object or ``{"name": ..., **settings}`` (checked), and its
+    spec."""
+    return REGISTRY.resolve(spec), REGISTRY.spec_of(spec)

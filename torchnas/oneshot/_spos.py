@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar
 
-from torchnas.oneshot._base import OneShot, SearchRun
+from torchnas.oneshot._base import OneShot, SearchRun, register
 from torchnas.oneshot._batchnorm import recalibrate_bn
 
 __all__ = ["SPOS"]
@@ -28,7 +27,8 @@ def _key(path: Path) -> str:
     return json.dumps(path, sort_keys=True)
 
 
-@dataclass(kw_only=True)
+@register("spos")
+@dataclass(kw_only=True, repr=False)
 class SPOS(OneShot):
     """Single-path one-shot with uniform sampling, then evolution.
 
@@ -42,7 +42,6 @@ class SPOS(OneShot):
         eval_samples: samples of the architecture half each path is scored on (``None``: all).
     """
 
-    name: ClassVar[str] = "spos"
     population: int = 16
     generations: int = 6
     parents: int = 4

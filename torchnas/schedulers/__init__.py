@@ -5,17 +5,18 @@
 ``hyperband`` (brackets of ASHA), ``curve`` (learning-curve extrapolation) and ``mo_asha``
 (successive halving ranking every objective by non-dominated sorting). A budget is a
 report's ``step``: epochs, or the percentage of the training data (``Trainer(budget=...)``).
+
+A scheduler registers where it is defined (``@register("name")`` above its class); importing
+its module makes it available by name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from torchnas._util.errors import ConfigError
-from torchnas._util.registry import Registry
-from torchnas.schedulers._base import Scheduler
+from torchnas.schedulers._base import REGISTRY, Scheduler, register
 from torchnas.schedulers._curve import CurveScheduler, fit_power_law
-from torchnas.schedulers._halving import SuccessiveHalvingScheduler, synchronous
+from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._hyperband import HyperbandScheduler
 from torchnas.schedulers._median import MedianScheduler
 from torchnas.schedulers._pareto import ParetoHalvingScheduler
@@ -35,30 +36,16 @@ __all__ = [
     "resolve",
 ]
 
-REGISTRY: Registry[Any] = Registry("scheduler")
-register = REGISTRY.register
-REGISTRY.add("median", MedianScheduler)
-REGISTRY.add("asha", SuccessiveHalvingScheduler)
-REGISTRY.add("sha", synchronous)
-REGISTRY.add("hyperband", HyperbandScheduler)
-REGISTRY.add("curve", CurveScheduler)
-REGISTRY.add("mo_asha", ParetoHalvingScheduler)
-
 
 def available() -> list[str]:
     """Names accepted by :func:`create`."""
-    return REGISTRY.names()
+    return REGISTRY.available()
 
 
 def create(name: str, **kwargs: Any) -> Scheduler:
-    """Builds the scheduler registered as ``name``."""
-    factory = REGISTRY.get(name)
-    REGISTRY.check_settings(name, factory, kwargs)
-    try:
-        scheduler: Scheduler = factory(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"scheduler {name!r}: {exc}") from exc
-    return scheduler
+    """Builds the scheduler registered as ``name``, its settings checked (:class:`ConfigError`
+    naming the bad one)."""
+    return REGISTRY.create(name, **kwargs)
 
 
 def resolve(spec: str | Scheduler | dict[str, Any] | None) -> tuple[Scheduler | None, Any]:
@@ -66,15 +53,4 @@ def resolve(spec: str | Scheduler | dict[str, Any] | None) -> tuple[Scheduler | 
     spec to store; its settings are checked (:class:`ConfigError` naming the bad one)."""
     if spec is None:
         return None, None
-    if isinstance(spec, Scheduler):
-        found, stored = spec, {"name": spec.name or type(spec).__name__, **spec.get_params()}
-    elif isinstance(spec, str):
-        found, stored = create(spec), {"name": spec}
-    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        found = create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-        stored = dict(spec)
-    else:
-        raise ConfigError(f"scheduler must be a name, a Scheduler or {{'name': ...}}, "
-                          f"got {spec!r}")
-    found.check()
-    return found, stored
+    return REGISTRY.resolve(spec), REGISTRY.spec_of(spec)

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from torchnas._util.registry import Configurable, Registry
 from torchnas.study._trial import FrozenTrial
 
-__all__ = ["Scheduler"]
+__all__ = ["REGISTRY", "Scheduler", "register"]
 
 
-class Scheduler(ABC):
+class Scheduler(Configurable, ABC):
     """Decides, after each report of a running trial, whether to stop it (``PRUNED``).
 
     A scheduler sees frozen records only: the trial (its ``intermediate`` reports, ``(step,
     metrics)`` with step the budget spent so far: epochs, or data seen) and every trial of the
-    study. Constructor arguments are stored as attributes of the same name.
+    study. Constructor arguments are stored as attributes of the same name and checked in
+    :meth:`check` (see :class:`~torchnas._util.registry.Configurable`); ``@register("name")``
+    above the class makes it a named scheduler.
     """
 
     name: ClassVar[str] = ""
 
-    def check(self) -> None:
-        """Raises :class:`~torchnas.ConfigError` naming a bad setting (the study calls it
-        before it touches storage); the default checks nothing."""
-        return None
-
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         """Called once by the study: the objectives (the first one is what is compared)."""
-        self.check()
         self.objectives = dict(objectives)
         self.metric, self.direction = next(iter(self.objectives.items()))
         self.seed = seed
@@ -42,9 +38,10 @@ class Scheduler(ABC):
         """The maximum budget (steps) trial ``number`` gets, or ``None`` for no limit."""
         return None
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's keyword arguments, read back from attributes of the same name."""
-        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        params = inspect.signature(type(self).__init__).parameters.values()
-        return {p.name: getattr(self, p.name) for p in params
-                if p.kind in kinds and p.name != "self"}
+
+REGISTRY: Registry[Scheduler] = Registry("scheduler", Scheduler)
+"""The named schedulers (``tn.schedulers.available()``)."""
+
+register = REGISTRY.register
+"""``@register("name")`` above a scheduler class (or a function returning one): a scheduler
+of that name."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from torchnas.schedulers._base import Scheduler
+from torchnas.schedulers._base import Scheduler, register
 from torchnas.schedulers._values import check_int, check_real
 from torchnas.study._trial import FrozenTrial, TrialState
 
@@ -45,6 +45,7 @@ def fit_power_law(steps: Sequence[float], values: Sequence[float]) -> tuple[floa
     return best
 
 
+@register("curve")
 class CurveScheduler(Scheduler):
     """Stops a trial whose learning curve, extrapolated to its last step, ends worse than the
     best complete trial by more than ``margin``.
@@ -72,8 +73,6 @@ class CurveScheduler(Scheduler):
         >>> round(a, 3), round(b, 3), round(c, 1)
         (0.9, -0.5, 0.8)
     """
-
-    name = "curve"
 
     def __init__(self, *, margin: float = 0.0, min_points: int = 5,
                  max_step: float | None = None, startup_trials: int = 1) -> None:

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from torchnas._util.errors import ConfigError
-from torchnas.schedulers._base import Scheduler
+from torchnas.schedulers._base import Scheduler, register
 from torchnas.schedulers._values import better, check_int, check_real, reached, rung_value
 from torchnas.study._trial import FrozenTrial
 
 __all__ = ["SuccessiveHalvingScheduler", "synchronous"]
 
 
+@register("asha")
 class SuccessiveHalvingScheduler(Scheduler):
     """Successive halving on rungs of growing budget, judged as each trial gets there.
 
@@ -55,8 +56,6 @@ class SuccessiveHalvingScheduler(Scheduler):
         >>> sha.rungs()
         [1, 3, 9]
     """
-
-    name = "asha"
 
     def __init__(self, *, min_budget: float = 1, max_budget: float | None = None,
                  reduction_factor: int = 3, min_early_stopping_rate: int = 0,
@@ -152,6 +151,7 @@ class SuccessiveHalvingScheduler(Scheduler):
         return self._memo[key]
 
 
+@register("sha")
 def synchronous(**kwargs: Any) -> SuccessiveHalvingScheduler:
     """``"sha"``: a :class:`SuccessiveHalvingScheduler` with ``asynchronous=False``."""
     kwargs.setdefault("asynchronous", False)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 
 from torchnas._util.errors import ConfigError
-from torchnas.schedulers._base import Scheduler
+from torchnas.schedulers._base import Scheduler, register
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import check_int, check_real, reached
 from torchnas.study._trial import FrozenTrial, TrialState
@@ -15,6 +15,7 @@ from torchnas.study._trial import FrozenTrial, TrialState
 __all__ = ["HyperbandScheduler"]
 
 
+@register("hyperband")
 class HyperbandScheduler(Scheduler):
     """Hyperband: successive halving in several brackets, from aggressive to none at all.
 
@@ -43,8 +44,6 @@ class HyperbandScheduler(Scheduler):
         >>> [hb.bracket(n) for n in range(8)]
         [0, 1, 0, 2, 0, 1, 0, 2]
     """
-
-    name = "hyperband"
 
     def __init__(self, *, max_budget: float | None = None, min_budget: float = 1,
                  reduction_factor: int = 3) -> None:

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Mapping
 
 from torchnas._util.errors import ConfigError
-from torchnas.schedulers._base import Scheduler
+from torchnas.schedulers._base import Scheduler, register
 from torchnas.schedulers._values import better, check_int, check_real, value_by
 from torchnas.study._trial import FrozenTrial, TrialState
 
@@ -16,6 +16,7 @@ __all__ = ["MedianScheduler"]
 _DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+@register("median")
 class MedianScheduler(Scheduler):
     """Stops a trial whose value at step ``s`` is worse than the median of other trials' at ``s``.
 
@@ -46,8 +47,6 @@ class MedianScheduler(Scheduler):
         >>> any(t.state is tn.TrialState.PRUNED for t in study.trials)
         True
     """
-
-    name = "median"
 
     def __init__(self, *, startup_trials: int = 5, warmup_steps: float = 0, interval: int = 1,
                  compare: str = "best") -> None:

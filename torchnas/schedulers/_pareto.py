@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from torchnas.schedulers._base import register
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import reached
 from torchnas.study._objectives import crowding_distance, nondominated_fronts
@@ -31,6 +32,7 @@ def rung_vector(trial: FrozenTrial, objectives: Sequence[str],
     return None
 
 
+@register("mo_asha")
 class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
     """Successive halving whose rungs rank trials by every objective at once.
 
@@ -65,8 +67,6 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
         >>> sum(t.state is tn.TrialState.PRUNED for t in study.trials) > 10
         True
     """
-
-    name = "mo_asha"
 
     def should_prune(self, trial: FrozenTrial, trials: Mapping[int, FrozenTrial]) -> bool:
         for rung in self.new_rungs(trial):

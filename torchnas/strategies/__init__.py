@@ -12,6 +12,8 @@ from torchnas.strategies._random import RandomStrategy
 from torchnas.strategies._registry import (
     AUTO,
     AUTO_MULTI,
+    REGISTRY,
+    add_resolver,
     auto_name,
     available,
     create,
@@ -25,6 +27,7 @@ from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
 __all__ = [
     "AUTO",
     "AUTO_MULTI",
+    "REGISTRY",
     "AskContext",
     "BOHBStrategy",
     "BananasStrategy",
@@ -39,6 +42,7 @@ __all__ = [
     "SMACStrategy",
     "Strategy",
     "TPEStrategy",
+    "add_resolver",
     "auto_name",
     "available",
     "create",

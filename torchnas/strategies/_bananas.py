@@ -1,7 +1,7 @@
 """BANANAS: predictor-guided search (White, Neiswanger and Savani, AAAI 2021).
 
 After ``startup`` random trials, an ensemble of regressors is fitted on the encodings of the
-finished architectures (:class:`~torchnas.strategies._encoding.Encoding`) to predict the first
+finished architectures (:class:`~torchnas.surrogate.Encoding`) to predict the first
 objective. Candidates are mutations of the best architectures plus a few random ones, never an
 architecture already evaluated or running; the one with the best acquisition (independent
 Thompson sampling or an upper confidence bound over the ensemble's spread) is proposed whole by
@@ -19,27 +19,26 @@ from typing import Any
 import numpy as np
 
 from torchnas._util.errors import ConfigError
-from torchnas.space import Domain, arch_key
 from torchnas.strategies._base import (
     AskContext,
-    Strategy,
     check_int,
     check_real,
     derive_seed,
+    register,
     warn_first_objective,
 )
-from torchnas.strategies._encoding import Encoding
-from torchnas.strategies._evolution import planned
-from torchnas.strategies._mutation import ArchIndex, Fill, fresh_random, mutate
-from torchnas.strategies._surrogate import Surrogate, acquire
+from torchnas.strategies._mutation import mutate
+from torchnas.strategies._proposer import ArchProposer, Taken
 from torchnas.study._trial import FrozenTrial, TrialState
+from torchnas.surrogate import Encoding, Surrogate, acquire
 
 __all__ = ["BananasStrategy"]
 
 MODELS = ("gbr", "mlp")
 
 
-class BananasStrategy(Strategy):
+@register("bananas")
+class BananasStrategy(ArchProposer):
     """Neural-predictor (or boosted-trees) guided evolution with an ensemble's uncertainty.
 
     Args:
@@ -56,8 +55,6 @@ class BananasStrategy(Strategy):
         refit_every: fit the ensemble again every this many finished trials.
     """
 
-    name = "bananas"
-
     def __init__(self, startup: int = 10, ensemble: int = 5, candidates: int = 100,
                  parents: int = 10, random_candidates: int = 10, acquisition: str = "its",
                  kappa: float = 1.0, model: str = "gbr", max_train: int = 256,
@@ -72,26 +69,25 @@ class BananasStrategy(Strategy):
         self.model = model
         self.max_train = max_train
         self.refit_every = refit_every
+
+    def check(self) -> None:
         for key, low in (("startup", 0), ("ensemble", 1), ("candidates", 1), ("parents", 1),
                          ("random_candidates", 0), ("max_train", 2), ("refit_every", 1)):
             check_int("strategy 'bananas'", key, getattr(self, key), low)
-        check_real("strategy 'bananas'", "kappa", kappa, 0.0)
+        check_real("strategy 'bananas'", "kappa", self.kappa, 0.0)
+        if self.acquisition not in ("its", "ucb"):
+            raise ConfigError(f"strategy 'bananas': acquisition must be 'its' or 'ucb', got "
+                              f"{self.acquisition!r}")
+        if self.model not in MODELS:
+            raise ConfigError(f"strategy 'bananas': model must be one of {MODELS}, got "
+                              f"{self.model!r}")
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
         warn_first_objective(self.name, objectives)
-        if self.acquisition not in ("its", "ucb"):
-            raise ConfigError(f"strategy 'bananas': acquisition must be 'its' or 'ucb', got "
-                             f"{self.acquisition!r}")
-        if self.model not in MODELS:
-            raise ConfigError(f"strategy 'bananas': model must be one of {MODELS}, got "
-                              f"{self.model!r}")
         name, direction = next(iter(objectives.items()))
         self._metric, self._sign = name, 1.0 if direction == "max" else -1.0
-        self._domains: dict[str, Domain] = {}
         self._conditional: set[str] = set()
-        self._seen = ArchIndex()  # every finished architecture, as runs meet decisions
-        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
         self._told: list[FrozenTrial] = []
         self._scored: list[tuple[int, float]] = []  # (index in _told, signed objective)
         self._encoding: Encoding | None = None
@@ -99,21 +95,14 @@ class BananasStrategy(Strategy):
         self._fitted: tuple[int, Encoding | None, Surrogate | None] = (-1, None, None)
 
     def tell(self, trial: FrozenTrial) -> None:
-        for label, dom in trial.domains.items():
-            if label not in self._domains:
-                self._domains[label] = dom
-                if self._told:
-                    self._conditional.add(label)
+        if self._told:  # a label first met after the first trial is conditional
+            self._conditional.update(lb for lb in trial.domains if lb not in self._domains)
+        super().tell(trial)
         self._conditional.update(lb for lb in self._domains if lb not in trial.arch)
-        self._seen.add(trial.arch, trial.domains)
         self._told.append(trial)
         value = self._sign * trial.value(self._metric)
         if trial.state is TrialState.COMPLETE and math.isfinite(value):
             self._scored.append((len(self._told) - 1, value))
-
-    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        self._met.setdefault(label, domain)
-        return domain.sample(ctx.rng(label))
 
     # -- the predictor ----------------------------------------------------------------------
     def _encode(self, archs: list[dict[str, Any]]) -> np.ndarray:
@@ -147,8 +136,7 @@ class BananasStrategy(Strategy):
         self._fitted = (n, self._encoding, model)
         return model
 
-    def _candidates(self, rng: random.Random, fill: Fill,
-                    pending: ArchIndex) -> list[dict[str, Any]]:
+    def _candidates(self, rng: random.Random, taken: Taken) -> list[dict[str, Any]]:
         """Mutations of the best architectures and random ones, none seen or running (as the
         run would meet them: a changed decision drops labels and brings in new ones)."""
         best = sorted(self._scored, key=lambda d: -d[1])[: max(1, self.parents)]
@@ -158,24 +146,15 @@ class BananasStrategy(Strategy):
                       k=1 if rng.random() < 0.7 else 2)
                for j in range(self.candidates - n_random)]
         out += [{lb: d.sample(rng) for lb, d in self._domains.items()} for _ in range(n_random)]
-        fresh: dict[str, dict[str, Any]] = {}
-        for cand in out:
-            key = arch_key(cand)
-            if key not in fresh and not (self._seen.covers(cand, fill)
-                                         or pending.covers(cand, fill)):
-                fresh[key] = cand
-        return list(fresh.values())
+        return list(taken.new(out))
 
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        fill = planned(self, ctx)
-        # a running trial that has recorded nothing yet could be anything: it is left out
-        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
+    def propose(self, ctx: AskContext, taken: Taken) -> dict[str, Any]:
         if len(self._scored) < max(self.startup, 2):
-            return fresh_random(self._seen, pending, fill, ctx.rng("bananas", "random"))
+            return taken.random(ctx.rng("bananas", "random"))
         rng = ctx.rng("bananas")
-        cands = self._candidates(rng, fill, pending)
+        cands = self._candidates(rng, taken)
         if not cands:
-            return fresh_random(self._seen, pending, fill, ctx.rng("bananas", "random"))
+            return taken.random(ctx.rng("bananas", "random"))
         x = self._encode(cands)
         mean, std = self._fit().predict(x)
         nrng = np.random.default_rng(rng.getrandbits(64))

@@ -9,7 +9,6 @@ exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import random
 import warnings
 from abc import ABC, abstractmethod
@@ -18,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torchnas._util.checks import check_bool, check_int, check_real
+from torchnas._util.registry import Configurable, Registry
 from torchnas.space import Domain
 from torchnas.study._trial import FrozenTrial
 
-__all__ = ["AskContext", "Strategy", "check_bool", "check_int", "check_real", "derive_seed",
-           "warn_first_objective"]
+__all__ = ["REGISTRY", "AskContext", "Strategy", "check_bool", "check_int", "check_real",
+           "derive_seed", "register", "warn_first_objective"]
 
 
 def derive_seed(*parts: Any) -> int:
@@ -66,13 +66,16 @@ class AskContext:
         return random.Random(derive_seed(self.seed, self.number, *salt))
 
 
-class Strategy(ABC):
+class Strategy(Configurable, ABC):
     """Base class of search strategies.
 
     Subclasses implement :meth:`suggest`; they may override :meth:`ask` (fix several decisions
     at once, e.g. a whole mutated architecture), :meth:`tell` (learn from a finished trial) and
     :meth:`exhausted` (a finite strategy that has nothing left to propose). Constructor
-    arguments are stored as attributes of the same name (the constructor is the config).
+    arguments are stored as attributes of the same name (the constructor is the config;
+    see :class:`~torchnas._util.registry.Configurable`) and checked in :meth:`check`, which the
+    registry calls once when it hands the strategy out; :meth:`setup` builds the state.
+    ``@register("name")`` above the class makes it a named strategy.
     """
 
     name: ClassVar[str] = ""
@@ -82,8 +85,7 @@ class Strategy(ABC):
         self.objectives = dict(objectives)
         self.seed = seed
 
-    def set_constraints(  # noqa: B027 - optional hook
-            self, constraints: Mapping[str, tuple[str, float]]) -> None:
+    def set_constraints(self, constraints: Mapping[str, tuple[str, float]]) -> None:
         """Called once by the study after :meth:`setup` with its constraints (``{"metric":
         (op, bound)}``), for strategies that rank infeasible trials by how far they miss them
         (NSGA-II's constraint domination); the others ignore them."""
@@ -96,7 +98,7 @@ class Strategy(ABC):
     def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
         """The value of a decision the space met that :meth:`ask` did not fix."""
 
-    def tell(self, trial: FrozenTrial) -> None:  # noqa: B027 - optional hook
+    def tell(self, trial: FrozenTrial) -> None:
         """Learns from a finished trial (complete, pruned or failed)."""
 
     def exhausted(self) -> bool:
@@ -109,13 +111,9 @@ class Strategy(ABC):
         for another (a grid whose last points are all being evaluated)."""
         return False
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's keyword arguments, read back from attributes of the same name."""
-        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        params = inspect.signature(type(self).__init__).parameters.values()
-        names = [p.name for p in params if p.kind in kinds and p.name != "self"]
-        return {name: getattr(self, name) for name in names}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+REGISTRY: Registry[Strategy] = Registry("strategy", Strategy)
+"""The named strategies (``tn.strategies.available()``)."""
+
+register = REGISTRY.register
+"""``@register("name")`` above a strategy class: a strategy of that name (``cls.name``)."""

@@ -16,15 +16,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
-from torchnas.strategies._mutation import ArchIndex, Fill, crossover, fresh_random, mutate
+from torchnas.strategies._base import AskContext, check_int, check_real, register
+from torchnas.strategies._mutation import crossover, mutate
+from torchnas.strategies._proposer import TRIES, ArchProposer, Taken
 from torchnas.study._objectives import crowding_distance, nondominated_fronts
 from torchnas.study._trial import FrozenTrial, TrialState
 
-__all__ = ["EvolutionStrategy", "Score", "improves", "planned", "rank_keys", "score"]
-
-_TRIES = 20
-"""Proposals tried (mutations, then random draws) before one that may repeat is accepted."""
+__all__ = ["EvolutionStrategy", "Score", "improves", "rank_keys", "score"]
 
 Score = tuple[int, tuple[float, ...]]
 
@@ -47,19 +45,6 @@ def score(trial: FrozenTrial, objectives: Mapping[str, str]) -> Score | None:
     if all(math.isfinite(v) for v in values):
         return 2, values
     return None
-
-
-def planned(strategy: Strategy, ctx: AskContext) -> Fill:
-    """What ``strategy.suggest`` will answer for each label of trial ``ctx.number`` (asked once
-    per label: a strategy whose suggestions depend only on the trial and the label)."""
-    cache: dict[str, Any] = {}
-
-    def fill(label: str, domain: Domain) -> Any:
-        if label not in cache:
-            cache[label] = strategy.suggest(ctx, label, domain)
-        return cache[label]
-
-    return fill
 
 
 def rank_keys(scores: Sequence[Score]) -> list[tuple[float, ...]]:
@@ -89,7 +74,8 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
 
 
-class EvolutionStrategy(Strategy):
+@register("evolution")
+class EvolutionStrategy(ArchProposer):
     """Regularized (aging) evolution with tournament selection.
 
     The first ``startup`` trials are random. After that, each trial's parent wins a tournament
@@ -120,26 +106,23 @@ class EvolutionStrategy(Strategy):
         True
     """
 
-    name = "evolution"
-
     def __init__(self, population: int = 20, sample_size: int = 5, mutations: int = 1,
                  crossover: float = 0.0, startup: int | None = None) -> None:
-        for key, value, low in (("population", population, 1), ("sample_size", sample_size, 1),
-                                ("mutations", mutations, 0), ("startup", startup, 0)):
-            check_int("evolution", key, value, low, optional=key == "startup")
-        check_real("evolution", "crossover", crossover, 0.0, 1.0)
         self.population = population
         self.sample_size = sample_size
         self.mutations = mutations
         self.crossover = crossover
         self.startup = startup
 
+    def check(self) -> None:
+        for key, low in (("population", 1), ("sample_size", 1), ("mutations", 0),
+                         ("startup", 0)):
+            check_int("evolution", key, getattr(self, key), low, optional=key == "startup")
+        check_real("evolution", "crossover", self.crossover, 0.0, 1.0)
+
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
         self._members: deque[tuple[FrozenTrial, Score]] = deque(maxlen=self.population)
-        self._seen = ArchIndex()
-        self._domains: dict[str, Domain] = {}
-        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
 
     @property
     def members(self) -> list[FrozenTrial]:
@@ -147,9 +130,7 @@ class EvolutionStrategy(Strategy):
         return [t for t, _ in self._members]
 
     def tell(self, trial: FrozenTrial) -> None:
-        self._seen.add(trial.arch, trial.domains)
-        for label, domain in trial.domains.items():
-            self._domains.setdefault(label, domain)
+        super().tell(trial)
         s = score(trial, self.objectives)
         if s is not None:
             self._members.append((trial, s))  # the oldest member dies
@@ -175,11 +156,7 @@ class EvolutionStrategy(Strategy):
         drawn = rng.sample(list(indices), min(self.sample_size, len(indices)))
         return max(drawn, key=lambda i: keys[i])  # ties: the first drawn
 
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        fill = planned(self, ctx)
-        # a running trial that has recorded nothing yet could be anything: it is left out
-        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
-
+    def propose(self, ctx: AskContext, taken: Taken) -> dict[str, Any]:
         parents = self.parents(ctx)
         rng = ctx.rng("evolution", "breed")
         if parents:
@@ -188,12 +165,10 @@ class EvolutionStrategy(Strategy):
                 domains.update(p.domains)
             base = (crossover(parents[0].arch, parents[1].arch, rng) if len(parents) == 2
                     else dict(parents[0].arch))
-            for attempt in range(_TRIES):  # more changes as the near ones turn out to be taken
-                child = mutate(base, domains, rng, k=self.mutations + attempt // 5)
-                if not (self._seen.covers(child, fill) or pending.covers(child, fill)):
-                    return child
-        return fresh_random(self._seen, pending, fill, rng, _TRIES)
-
-    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        self._met.setdefault(label, domain)
-        return domain.sample(ctx.rng(label))
+            # more changes as the near ones turn out to be taken
+            children = (mutate(base, domains, rng, k=self.mutations + attempt // 5)
+                        for attempt in range(TRIES))
+            child = next(taken.new(children), None)
+            if child is not None:
+                return child
+        return taken.random(rng)

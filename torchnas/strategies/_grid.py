@@ -22,6 +22,7 @@ from torchnas.strategies._base import (
     check_bool,
     check_int,
     derive_seed,
+    register,
 )
 from torchnas.study._trial import FrozenTrial
 
@@ -48,6 +49,7 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+@register("grid")
 class GridStrategy(Strategy):
     """Enumerates a finite (conditional) space exactly once per architecture.
 
@@ -56,14 +58,19 @@ class GridStrategy(Strategy):
         shuffle: visit each decision's values in a seeded random order instead of in order.
     """
 
-    name = "grid"
+    _root: _Node | None = None  # the trie of decisions met so far (none before setup)
 
     def __init__(self, float_points: int = 5, shuffle: bool = False) -> None:
-        check_int("strategy 'grid'", "float_points", float_points, 1)
-        check_bool("strategy 'grid'", "shuffle", shuffle)
         self.float_points = float_points
         self.shuffle = shuffle
-        self._root: _Node | None = None
+
+    def check(self) -> None:
+        check_int("strategy 'grid'", "float_points", self.float_points, 1)
+        check_bool("strategy 'grid'", "shuffle", self.shuffle)
+
+    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
+        super().setup(objectives, seed)
+        self._root = None
 
     def _values(self, path: list[tuple[str, Any]], label: str, domain: Domain) -> list[Any]:
         """The branches of a node, in the order they are visited."""

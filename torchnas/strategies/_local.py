@@ -12,16 +12,17 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy, check_int, derive_seed
-from torchnas.strategies._evolution import Score, improves, planned, score
-from torchnas.strategies._mutation import ArchIndex, fresh_random, neighbours
+from torchnas.strategies._base import AskContext, check_int, derive_seed, register
+from torchnas.strategies._evolution import Score, improves, score
+from torchnas.strategies._mutation import neighbours
+from torchnas.strategies._proposer import ArchProposer, Taken
 from torchnas.study._trial import FrozenTrial
 
 __all__ = ["LocalSearchStrategy"]
 
 
-class LocalSearchStrategy(Strategy):
+@register("local")
+class LocalSearchStrategy(ArchProposer):
     """Starts from the best of ``startup`` random trials and climbs.
 
     The neighbours of the incumbent (every architecture one decision away) are evaluated in a
@@ -48,19 +49,16 @@ class LocalSearchStrategy(Strategy):
         {'x': 7}
     """
 
-    name = "local"
-
     def __init__(self, startup: int = 10, float_points: int = 8) -> None:
-        for key, value, low in (("startup", startup, 0), ("float_points", float_points, 2)):
-            check_int("local", key, value, low)
         self.startup = startup
         self.float_points = float_points
 
+    def check(self) -> None:
+        check_int("local", "startup", self.startup, 0)
+        check_int("local", "float_points", self.float_points, 2)
+
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
-        self._seen = ArchIndex()
-        self._domains: dict[str, Domain] = {}
-        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
         self._incumbent: tuple[FrozenTrial, Score] | None = None
         self._moves: list[dict[str, Any]] = []  # the incumbent's neighbours, in visiting order
         self._next = 0  # the moves before this one were evaluated (the index only grows)
@@ -79,9 +77,7 @@ class LocalSearchStrategy(Strategy):
         if self._incumbent is not None and trial.number >= self.startup:
             self._skip_evaluated()  # as the proposal of this trial saw it
             stuck = self._next == len(self._moves)
-        self._seen.add(trial.arch, trial.domains)
-        for label, domain in trial.domains.items():
-            self._domains.setdefault(label, domain)
+        super().tell(trial)
         s = score(trial, self.objectives)
         if s is None:
             return
@@ -92,16 +88,10 @@ class LocalSearchStrategy(Strategy):
             random.Random(derive_seed(self.seed, "local", trial.number)).shuffle(self._moves)
             self._next = 0
 
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        fill = planned(self, ctx)
-        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
+    def propose(self, ctx: AskContext, taken: Taken) -> dict[str, Any]:
         if ctx.number >= self.startup and self._incumbent is not None:
             self._skip_evaluated()
-            for move in self._moves[self._next:]:
-                if not (self._seen.covers(move) or pending.covers(move)):
-                    return move
-        return fresh_random(self._seen, pending, fill, ctx.rng("local", "restart"))
-
-    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        self._met.setdefault(label, domain)
-        return domain.sample(ctx.rng(label))
+            move = next(taken.new(self._moves[self._next:], loose=True), None)
+            if move is not None:
+                return move
+        return taken.random(ctx.rng("local", "restart"))

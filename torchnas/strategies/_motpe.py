@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from torchnas.strategies._base import register
 from torchnas.strategies._tpe import TPEStrategy
 from torchnas.study._hypervolume import default_reference, hypervolume
 from torchnas.study._objectives import nondominated_fronts
@@ -38,6 +39,7 @@ def greedy_hypervolume_subset(values: np.ndarray, k: int, reference: np.ndarray)
     return picked
 
 
+@register("motpe")
 class MOTPEStrategy(TPEStrategy):
     """TPE whose good trials are the first non-dominated fronts, cut by hypervolume.
 
@@ -62,8 +64,6 @@ class MOTPEStrategy(TPEStrategy):
         >>> len(study.pareto_front()) > 3
         True
     """
-
-    name = "motpe"
 
     def _fit_split(self) -> tuple[np.ndarray, np.ndarray] | None:
         split = super()._fit_split()

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchnas.space import Domain
-from torchnas.strategies._base import AskContext, Strategy, check_int, check_real
-from torchnas.strategies._evolution import planned
-from torchnas.strategies._mutation import ArchIndex, crossover, fresh_random, mutate
+from torchnas.strategies._base import AskContext, check_int, check_real, register
+from torchnas.strategies._mutation import crossover, mutate
+from torchnas.strategies._proposer import TRIES, ArchProposer, Taken
 from torchnas.study._objectives import (
     crowding_distance,
     nondominated_fronts,
@@ -32,9 +31,6 @@ from torchnas.study._objectives import (
 from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Member", "NSGA2Strategy", "crowded_keys"]
-
-_TRIES = 20
-"""Children bred (with more mutation every 5) before one that may repeat is given up on."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,8 @@ def crowded_keys(members: Sequence[Member]) -> list[tuple[float, float, float]]:
     return keys
 
 
-class NSGA2Strategy(Strategy):
+@register("nsga2")
+class NSGA2Strategy(ArchProposer):
     """NSGA-II: elitist non-dominated sorting with crowding distance, for one or more objectives.
 
     Each child of generation ``g`` (trials ``g * population`` to ``(g + 1) * population - 1``)
@@ -109,25 +106,22 @@ class NSGA2Strategy(Strategy):
         True
     """
 
-    name = "nsga2"
-
     def __init__(self, population: int = 10, crossover: float = 0.9,
                  mutation: float | None = None) -> None:
-        check_int("nsga2", "population", population, 2)
-        check_real("nsga2", "crossover", crossover, 0.0, 1.0)
-        check_real("nsga2", "mutation", mutation, 0.0, 1.0, optional=True)
         self.population = population
         self.crossover = crossover
         self.mutation = mutation
+
+    def check(self) -> None:
+        check_int("nsga2", "population", self.population, 2)
+        check_real("nsga2", "crossover", self.crossover, 0.0, 1.0)
+        check_real("nsga2", "mutation", self.mutation, 0.0, 1.0, optional=True)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
         self.constraints: dict[str, tuple[str, float]] = {}
         self._generations: dict[int, list[Member]] = {}
         self._parents: list[list[Member]] = []  # parents of generation 1, 2, ... (valid prefix)
-        self._seen = ArchIndex()
-        self._domains: dict[str, Domain] = {}
-        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
 
     def set_constraints(self, constraints: Mapping[str, tuple[str, float]]) -> None:
         """The study's constraints (``{"metric": (op, bound)}``), to rank infeasible trials."""
@@ -147,9 +141,7 @@ class NSGA2Strategy(Strategy):
         return None
 
     def tell(self, trial: FrozenTrial) -> None:
-        self._seen.add(trial.arch, trial.domains)
-        for label, domain in trial.domains.items():
-            self._domains.setdefault(label, domain)
+        super().tell(trial)
         m = self.member(trial)
         if m is None:
             return
@@ -178,28 +170,25 @@ class NSGA2Strategy(Strategy):
         a, b = rng.sample(range(len(pool)), 2)
         return pool[b] if keys[b] > keys[a] else pool[a]
 
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        fill = planned(self, ctx)
-        # a running trial that has recorded nothing yet could be anything: it is left out
-        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
+    def _children(self, pool: list[Member], rng: random.Random) -> Iterator[dict[str, Any]]:
+        """Children bred from ``pool`` (with more mutation every 5), drawn as they are needed."""
+        keys = crowded_keys(pool)
+        for attempt in range(TRIES):
+            first, second = (self._tournament(pool, keys, rng) for _ in range(2))
+            domains = {**second.trial.domains, **first.trial.domains}
+            child = (crossover(first.trial.arch, second.trial.arch, rng)
+                     if first is not second and rng.random() < self.crossover
+                     else dict(first.trial.arch))
+            labels = [lb for lb in child if lb in domains and (domains[lb].size or 2) > 1]
+            p = self.mutation if self.mutation is not None else 1 / max(len(labels), 1)
+            k = sum(rng.random() < p for _ in labels) + attempt // 5
+            yield mutate(child, domains, rng, k=k) if k else child
+
+    def propose(self, ctx: AskContext, taken: Taken) -> dict[str, Any]:
         rng = ctx.rng("nsga2")
         pool = self.parents(ctx.number // self.population)
         if pool:
-            keys = crowded_keys(pool)
-            for attempt in range(_TRIES):
-                first, second = (self._tournament(pool, keys, rng) for _ in range(2))
-                domains = {**second.trial.domains, **first.trial.domains}
-                child = (crossover(first.trial.arch, second.trial.arch, rng)
-                         if first is not second and rng.random() < self.crossover
-                         else dict(first.trial.arch))
-                labels = [lb for lb in child if lb in domains and (domains[lb].size or 2) > 1]
-                p = self.mutation if self.mutation is not None else 1 / max(len(labels), 1)
-                k = sum(rng.random() < p for _ in labels) + attempt // 5
-                child = mutate(child, domains, rng, k=k) if k else child
-                if not (self._seen.covers(child, fill) or pending.covers(child, fill)):
-                    return child
-        return fresh_random(self._seen, pending, fill, rng, _TRIES)
-
-    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        self._met.setdefault(label, domain)
-        return domain.sample(ctx.rng(label))
+            child = next(taken.new(self._children(pool, rng)), None)
+            if child is not None:
+                return child
+        return taken.random(rng)

@@ -24,7 +24,7 @@ from typing import Any
 
 from torchnas._util.errors import ConfigError
 from torchnas.space import Categorical, Domain, Float, Inputs, Int
-from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._base import AskContext, Strategy, derive_seed, register
 from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["SAMPLERS", "OptunaStrategy"]
@@ -110,6 +110,7 @@ def _from_optuna(domain: Domain, value: Any) -> Any:
     return domain.normalize(value)
 
 
+@register("optuna")
 class OptunaStrategy(Strategy):
     """An Optuna sampler behind the strategy interface.
 
@@ -131,27 +132,31 @@ class OptunaStrategy(Strategy):
         3
     """
 
-    name = "optuna"
-
     def __init__(self, sampler: str | Any = "tpe",
                  sampler_kwargs: dict[str, Any] | None = None) -> None:
         self.sampler = sampler
         self.sampler_kwargs = sampler_kwargs
 
-    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
-        super().setup(objectives, seed)
-        optuna = self._optuna = _optuna()
-        if isinstance(self.sampler, str) and self.sampler not in SAMPLERS and (
-                "." not in self.sampler):
-            raise ConfigError(f"strategy 'optuna': unknown sampler {self.sampler!r}; known: "
-                             f"{sorted(SAMPLERS)}, or a class path such as "
-                             f"'optuna.samplers.TPESampler'")
-        if not isinstance(self.sampler, (str, optuna.samplers.BaseSampler)):
+    def check(self) -> None:
+        """Checks the sampler (a class path is imported) and ``sampler_kwargs``; whether the
+        sampler takes them is known when :meth:`setup` builds it."""
+        if isinstance(self.sampler, str):
+            if self.sampler not in SAMPLERS and "." not in self.sampler:
+                raise ConfigError(f"strategy 'optuna': unknown sampler {self.sampler!r}; known: "
+                                  f"{sorted(SAMPLERS)}, or a class path such as "
+                                  f"'optuna.samplers.TPESampler'")
+            if self.sampler not in SAMPLERS:
+                self._sampler_class()
+        elif not isinstance(self.sampler, _optuna().samplers.BaseSampler):
             raise ConfigError(f"strategy 'optuna': sampler must be a name, a class path or an "
                               f"Optuna sampler, got {self.sampler!r}")
         if self.sampler_kwargs is not None and not isinstance(self.sampler_kwargs, dict):
             raise ConfigError(f"strategy 'optuna': sampler_kwargs must be a dict or None, got "
                               f"{self.sampler_kwargs!r}")
+
+    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
+        super().setup(objectives, seed)
+        optuna = self._optuna = _optuna()
         directions = ["maximize" if d == "max" else "minimize" for d in objectives.values()]
         with _quiet(optuna):
             self._study = optuna.create_study(directions=directions, sampler=self._sampler(-1))
@@ -170,18 +175,22 @@ class OptunaStrategy(Strategy):
         """The Optuna study behind this strategy (for Optuna's plots and analyses)."""
         return self._study
 
+    def _sampler_class(self) -> Any:
+        """The class a sampler given by name or class path stands for."""
+        assert isinstance(self.sampler, str)
+        if self.sampler in SAMPLERS:
+            return getattr(_optuna().samplers, SAMPLERS[self.sampler])
+        module, _, name = self.sampler.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"strategy 'optuna': sampler {self.sampler!r} cannot be "
+                              f"imported: {exc}") from exc
+
     def _sampler(self, number: int) -> Any:
         if not isinstance(self.sampler, str):
             return self.sampler
-        if self.sampler in SAMPLERS:
-            cls = getattr(self._optuna.samplers, SAMPLERS[self.sampler])
-        else:
-            module, _, name = self.sampler.rpartition(".")
-            try:
-                cls = getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError) as exc:
-                raise ConfigError(f"strategy 'optuna': sampler {self.sampler!r} cannot be "
-                                  f"imported: {exc}") from exc
+        cls = self._sampler_class()
         kwargs = {"seed": derive_seed(self.seed, number, "optuna") % 2**32,
                   **(self.sampler_kwargs or {})}
         try:

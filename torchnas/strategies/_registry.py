@@ -1,27 +1,31 @@
-"""One registry of strategies: ``available()``, ``create(name, **kw)``, ``register``."""
+"""The strategies' registry: ``available()``, ``create(name, **kw)``, ``resolve(spec)``.
+
+A strategy registers where it is defined (``@register("name")`` above its class); importing
+the modules below fills the registry.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torchnas._util.errors import ConfigError
-from torchnas._util.registry import Registry
-from torchnas.strategies._bananas import BananasStrategy
-from torchnas.strategies._base import Strategy
-from torchnas.strategies._evolution import EvolutionStrategy
-from torchnas.strategies._grid import GridStrategy
-from torchnas.strategies._local import LocalSearchStrategy
-from torchnas.strategies._motpe import MOTPEStrategy
-from torchnas.strategies._nsga2 import NSGA2Strategy
-from torchnas.strategies._optuna import OptunaStrategy
-from torchnas.strategies._random import RandomStrategy
-from torchnas.strategies._reinforce import ReinforceStrategy
-from torchnas.strategies._smac import SMACStrategy
-from torchnas.strategies._tpe import BOHBStrategy, TPEStrategy
+from torchnas.strategies import (  # noqa: F401 - each module registers its strategies
+    _bananas,
+    _evolution,
+    _grid,
+    _local,
+    _motpe,
+    _nsga2,
+    _optuna,
+    _random,
+    _reinforce,
+    _smac,
+    _tpe,
+)
+from torchnas.strategies._base import REGISTRY, Strategy, register
 
-__all__ = ["AUTO", "AUTO_MULTI", "REGISTRY", "auto_name", "available", "create", "register",
-           "resolve"]
+__all__ = ["AUTO", "AUTO_MULTI", "REGISTRY", "add_resolver", "auto_name", "available", "create",
+           "register", "resolve"]
 
 AUTO = "bananas"
 """What ``"auto"`` means today: the strategy with the lowest mean regret on the NAS-Bench-Graph
@@ -30,13 +34,10 @@ benchmark (``benchmarks/tabular.py``: cora, citeseer, pubmed; see the README).""
 AUTO_MULTI = "motpe"
 """What ``"auto"`` means for a study of several objectives (see ``benchmarks/pareto.py``)."""
 
-REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
-register = REGISTRY.register
-
 
 def available() -> list[str]:
     """Names accepted by :func:`create`, ``"auto"`` included."""
-    return sorted([*REGISTRY.names(), "auto"])
+    return sorted([*REGISTRY.available(), "auto"])
 
 
 def create(name: str, **kwargs: Any) -> Strategy:
@@ -48,12 +49,10 @@ def create(name: str, **kwargs: Any) -> Strategy:
     """
     if isinstance(name, str) and name.startswith("optuna:"):
         name, kwargs = "optuna", {"sampler": name.removeprefix("optuna:"), **kwargs}
-    factory = REGISTRY.get(AUTO if name == "auto" else name, extra=("auto",))
-    REGISTRY.check_settings(name, factory, kwargs)
-    try:
-        return factory(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"strategy {name!r}: {exc}") from exc
+    if name == "auto":
+        name = AUTO
+    REGISTRY.get(name, extra=("auto",))  # an unknown name: the message lists "auto" too
+    return REGISTRY.create(name, **kwargs)
 
 
 def auto_name(objectives: Mapping[str, str] | None = None) -> str:
@@ -62,15 +61,32 @@ def auto_name(objectives: Mapping[str, str] | None = None) -> str:
     return AUTO_MULTI if objectives is not None and len(objectives) > 1 else AUTO
 
 
+Resolver = Callable[[Any], "tuple[Strategy, dict[str, Any]] | None"]
+_RESOLVERS: list[Resolver] = []
+
+
+def add_resolver(resolver: Resolver) -> Resolver:
+    """Lets a room above the strategies resolve study specs of its own: ``resolver(spec)``
+    returns the strategy and stored spec of a spec it owns, else ``None``; :func:`resolve` asks
+    every resolver first. The one-shot methods add theirs (a one-shot study stores its method's
+    spec and proposes nothing), so this room never imports them."""
+    if resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
+    return resolver
+
+
 def resolve(spec: str | Strategy | dict[str, Any],
             objectives: Mapping[str, str] | None = None) -> tuple[Strategy, dict[str, Any]]:
     """A strategy from a name, an object or ``{"name": ..., **kwargs}``, and its stored spec.
 
     ``"auto"`` resolves for the study's ``objectives`` (see :func:`auto_name`) and is stored as
-    the name it resolved to, so that a resumed study goes on with the same strategy.
+    the name it resolved to, so that a resumed study goes on with the same strategy. A spec
+    another room owns (a one-shot method's, see :func:`add_resolver`) is resolved by that room.
     """
-    if isinstance(spec, Strategy):
-        return spec, {"name": spec.name or type(spec).__name__, **spec.get_params()}
+    for other in _RESOLVERS:
+        found = other(spec)
+        if found is not None:
+            return found
     if isinstance(spec, str):
         name = auto_name(objectives) if spec == "auto" else spec
         return create(name), {"name": name}
@@ -78,18 +94,4 @@ def resolve(spec: str | Strategy | dict[str, Any],
         kwargs = {k: v for k, v in spec.items() if k != "name"}
         name = auto_name(objectives) if spec["name"] == "auto" else spec["name"]
         return create(name, **kwargs), {"name": name, **kwargs}
-    raise ConfigError(f"strategy must be a name, a Strategy or {{'name': ...}}, got {spec!r}")
-
-
-REGISTRY.add("random", RandomStrategy)
-REGISTRY.add("grid", GridStrategy)
-REGISTRY.add("evolution", EvolutionStrategy)
-REGISTRY.add("local", LocalSearchStrategy)
-REGISTRY.add("rl", ReinforceStrategy)
-REGISTRY.add("tpe", TPEStrategy)
-REGISTRY.add("bohb", BOHBStrategy)
-REGISTRY.add("bananas", BananasStrategy)
-REGISTRY.add("optuna", OptunaStrategy)
-REGISTRY.add("nsga2", NSGA2Strategy)
-REGISTRY.add("motpe", MOTPEStrategy)
-REGISTRY.add("smac", SMACStrategy)
+    return REGISTRY.resolve(spec), REGISTRY.spec_of(spec)  # an object, checked

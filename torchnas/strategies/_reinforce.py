@@ -26,6 +26,7 @@ from torchnas.strategies._base import (
     check_int,
     check_real,
     derive_seed,
+    register,
     warn_first_objective,
 )
 from torchnas.strategies._evolution import score
@@ -135,6 +136,7 @@ class _Walk:
     taken: list[tuple[str, Any]] = field(default_factory=list)
 
 
+@register("rl")
 class ReinforceStrategy(Strategy):
     """A recurrent controller trained by REINFORCE (Zoph & Le, 2017).
 
@@ -160,20 +162,20 @@ class ReinforceStrategy(Strategy):
         3
     """
 
-    name = "rl"
-
     def __init__(self, lr: float = 0.01, baseline_decay: float = 0.95, entropy: float = 1e-3,
                  bins: int = 10, hidden: int = 64) -> None:
-        check_real("rl", "lr", lr, 0.0, open_low=True)
-        check_real("rl", "baseline_decay", baseline_decay, 0.0, 1.0, open_high=True)
-        check_real("rl", "entropy", entropy, 0.0)
-        check_int("rl", "bins", bins, 2)
-        check_int("rl", "hidden", hidden, 1)
         self.lr = lr
         self.baseline_decay = baseline_decay
         self.entropy = entropy
         self.bins = bins
         self.hidden = hidden
+
+    def check(self) -> None:
+        check_real("rl", "lr", self.lr, 0.0, open_low=True)
+        check_real("rl", "baseline_decay", self.baseline_decay, 0.0, 1.0, open_high=True)
+        check_real("rl", "entropy", self.entropy, 0.0)
+        check_int("rl", "bins", self.bins, 2)
+        check_int("rl", "hidden", self.hidden, 1)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)

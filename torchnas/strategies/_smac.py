@@ -1,8 +1,8 @@
 """Model-based search in the manner of SMAC (Hutter, Hoos and Leyton-Brown, LION 2011).
 
-After ``startup`` random trials, a surrogate (:class:`~torchnas.strategies._surrogate.Surrogate`,
-randomized trees by default) is fitted on the encodings of every finished architecture
-(:class:`~torchnas.strategies._encoding.Encoding`); failed and infeasible trials count as the
+After ``startup`` random trials, a surrogate (:class:`~torchnas.surrogate.Surrogate`, randomized
+trees by default) is fitted on the encodings of every finished architecture
+(:class:`~torchnas.surrogate.Encoding`); failed and infeasible trials count as the
 worst value seen. The next architecture maximizes an acquisition function over candidates found
 by a local search *on the acquisition*: hill climbing through one-decision moves, started from
 the best architectures evaluated and from the best of many random ones. Architectures already
@@ -21,25 +21,25 @@ from typing import Any
 import numpy as np
 
 from torchnas._util.errors import ConfigError
-from torchnas.space import Domain, arch_key
 from torchnas.strategies._base import (
     AskContext,
-    Strategy,
     check_int,
     check_real,
     derive_seed,
+    register,
     warn_first_objective,
 )
-from torchnas.strategies._encoding import Encoding
-from torchnas.strategies._evolution import planned, score
-from torchnas.strategies._mutation import ArchIndex, fresh_random, mutate, neighbours
-from torchnas.strategies._surrogate import ACQUISITIONS, KINDS, Surrogate, acquire
+from torchnas.strategies._evolution import score
+from torchnas.strategies._mutation import mutate, neighbours
+from torchnas.strategies._proposer import ArchProposer, Taken
 from torchnas.study._trial import FrozenTrial
+from torchnas.surrogate import ACQUISITIONS, KINDS, Encoding, Surrogate, acquire
 
 __all__ = ["SMACStrategy"]
 
 
-class SMACStrategy(Strategy):
+@register("smac")
+class SMACStrategy(ArchProposer):
     """Surrogate-guided search: a surrogate model and a local search on its acquisition.
 
     Args:
@@ -58,8 +58,6 @@ class SMACStrategy(Strategy):
             of the others (keeps a suggestion fast after thousands of trials).
     """
 
-    name = "smac"
-
     def __init__(self, startup: int = 10, surrogate: str = "forest", members: int = 32,
                  acquisition: str = "ei", random_candidates: int = 256, starts: int = 5,
                  steps: int = 3, random_fraction: float = 0.0, float_points: int = 8,
@@ -77,9 +75,7 @@ class SMACStrategy(Strategy):
         self.xi = xi
         self.max_train = max_train
 
-    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
-        super().setup(objectives, seed)
-        warn_first_objective(self.name, objectives)
+    def check(self) -> None:
         for key, low in (("startup", 0), ("members", 1), ("random_candidates", 0),
                          ("starts", 0), ("steps", 0), ("float_points", 2),
                          ("max_train", 2)):
@@ -93,27 +89,22 @@ class SMACStrategy(Strategy):
         check_real("strategy 'smac'", "random_fraction", self.random_fraction, 0.0, 1.0)
         check_real("strategy 'smac'", "kappa", self.kappa, 0.0)
         check_real("strategy 'smac'", "xi", self.xi)
-        self._seen = ArchIndex()
-        self._domains: dict[str, Domain] = {}
-        self._met: dict[str, Domain] = {}  # domains met in suggest (running trials')
+
+    def setup(self, objectives: Mapping[str, str], seed: int) -> None:
+        super().setup(objectives, seed)
+        warn_first_objective(self.name, objectives)
         self._archs: list[dict[str, Any]] = []
         self._values: list[float] = []  # NaN: failed or infeasible (imputed as the worst)
         self._first = next(iter(objectives))
         self._model: tuple[int, Encoding, Surrogate] | None = None
 
     def tell(self, trial: FrozenTrial) -> None:
-        self._seen.add(trial.arch, trial.domains)
-        for label, domain in trial.domains.items():
-            self._domains.setdefault(label, domain)
+        super().tell(trial)
         s = score(trial, {self._first: self.objectives[self._first]})
         if s is None:
             return
         self._archs.append(dict(trial.arch))
         self._values.append(s[1][0] if s[0] == 2 else math.nan)
-
-    def suggest(self, ctx: AskContext, label: str, domain: Domain) -> Any:
-        self._met.setdefault(label, domain)
-        return domain.sample(ctx.rng(label))
 
     def _fit(self, y: np.ndarray) -> tuple[Encoding, Surrogate]:
         """The surrogate on every usable trial told so far (at most ``max_train`` of them),
@@ -135,15 +126,13 @@ class SMACStrategy(Strategy):
         self._model = (len(y), enc, model)
         return enc, model
 
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        fill = planned(self, ctx)
-        pending = ArchIndex((a for a in ctx.pending if a), {**self._met, **self._domains})
+    def propose(self, ctx: AskContext, taken: Taken) -> dict[str, Any]:
         rng = ctx.rng("smac")
         y = np.array(self._values)
         good = np.isfinite(y)
         if (ctx.number < self.startup or good.sum() < 2
                 or rng.random() < self.random_fraction):
-            return fresh_random(self._seen, pending, fill, rng)
+            return taken.random(rng)
         y = np.where(good, y, y[good].min())
         enc, model = self._fit(y)
         nrng = np.random.default_rng(rng.getrandbits(64))
@@ -192,13 +181,6 @@ class SMACStrategy(Strategy):
                     moved = True
             if not moved:
                 break
-        tried: set[str] = set()
-        for i in np.argsort(-np.concatenate(pool_values), kind="stable"):
-            arch = pool[i]
-            key = arch_key(arch)
-            if key in tried:
-                continue
-            tried.add(key)
-            if not (self._seen.covers(arch, fill) or pending.covers(arch, fill)):
-                return arch
-        return fresh_random(self._seen, pending, fill, rng)
+        order = np.argsort(-np.concatenate(pool_values), kind="stable")
+        arch = next(taken.new(pool[i] for i in order), None)
+        return arch if arch is not None else taken.random(rng)

@@ -26,6 +26,7 @@ from torchnas.strategies._base import (
     check_int,
     check_real,
     derive_seed,
+    register,
     warn_first_objective,
 )
 from torchnas.strategies._parzen import Column, logsumexp
@@ -59,6 +60,7 @@ def _front_ranks(y: np.ndarray, enough: int) -> np.ndarray:
     return ranks
 
 
+@register("tpe")
 class TPEStrategy(Strategy):
     """Tree-structured Parzen Estimator over mixed, conditional, define-by-run spaces.
 
@@ -73,8 +75,6 @@ class TPEStrategy(Strategy):
         constant_liar: count the trials still running as bad, so parallel trials differ.
     """
 
-    name = "tpe"
-
     def __init__(self, startup: int = 10, candidates: int = 24, gamma: float | None = None,
                  prior_weight: float = 1.0, multivariate: bool = False,
                  constant_liar: bool = True) -> None:
@@ -84,13 +84,14 @@ class TPEStrategy(Strategy):
         self.prior_weight = prior_weight
         self.multivariate = multivariate
         self.constant_liar = constant_liar
-        self._check()
 
-    def _check(self) -> None:
-        """:class:`ConfigError` naming a bad setting."""
+    def check(self) -> None:
+        check_int(f"strategy {self.name!r}", "startup", self.startup, 0)
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """:class:`ConfigError` naming a bad setting of the estimators (BOHB's too)."""
         owner = f"strategy {self.name!r}"
-        if hasattr(self, "startup"):
-            check_int(owner, "startup", self.startup, 0)
         check_int(owner, "candidates", self.candidates, 1)
         check_real(owner, "gamma", self.gamma, 0.0, 1.0, open_low=True, optional=True)
         check_real(owner, "prior_weight", self.prior_weight, 0.0, open_low=True)
@@ -232,6 +233,7 @@ class TPEStrategy(Strategy):
         return dict(zip(cols, self._pick(ctx, "tpe:multivariate", pairs), strict=True))
 
 
+@register("bohb")
 class BOHBStrategy(TPEStrategy):
     """BOHB's model: TPE fitted at the largest budget with enough observations.
 
@@ -248,7 +250,6 @@ class BOHBStrategy(TPEStrategy):
             :class:`TPEStrategy` (multivariate by default, as BOHB's kernel density is).
     """
 
-    name = "bohb"
     default_scheduler: ClassVar[str] = "hyperband"
 
     def __init__(self, min_points: int | None = None, random_fraction: float = 1 / 3,
@@ -261,9 +262,11 @@ class BOHBStrategy(TPEStrategy):
         self.prior_weight = prior_weight
         self.multivariate = multivariate
         self.constant_liar = constant_liar
-        self._check()
-        check_int("strategy 'bohb'", "min_points", min_points, 1, optional=True)
-        check_real("strategy 'bohb'", "random_fraction", random_fraction, 0.0, 1.0)
+
+    def check(self) -> None:
+        self._check_model()
+        check_int("strategy 'bohb'", "min_points", self.min_points, 1, optional=True)
+        check_real("strategy 'bohb'", "random_fraction", self.random_fraction, 0.0, 1.0)
 
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)

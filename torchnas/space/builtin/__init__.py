@@ -1,15 +1,17 @@
-"""Built-in search spaces (``tn.spaces``): ``create(name, **kw)``, ``list()``, ``register``.
+"""Built-in search spaces (``tn.spaces``): ``create(name, **kw)``, ``available()`` (or
+``list()``), ``register``.
 
 Each space is a class whose instances are space functions ``space(hp) -> nn.Module``; they adapt
 to the data's ``input_shape`` and ``num_classes``.
 """
 
-from torchnas.space.builtin._registry import create, get, list, register
+from torchnas.space.builtin._registry import REGISTRY, available, create, get, list, register
 from torchnas.space.builtin.cell import CellSpace
 from torchnas.space.builtin.chain_cnn import ChainCNNSpace
 from torchnas.space.builtin.mlp import MLPSpace
 from torchnas.space.builtin.mobile import MobileSpace
 
 __all__ = [
-    "CellSpace", "ChainCNNSpace", "MLPSpace", "MobileSpace", "create", "get", "list", "register",
+    "REGISTRY", "CellSpace", "ChainCNNSpace", "MLPSpace", "MobileSpace", "available", "create",
+    "get", "list", "register",
 ]

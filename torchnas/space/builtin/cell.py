@@ -18,6 +18,7 @@ convolution candidates are built for ``channels // hp.partial_channels`` channel
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -93,7 +94,7 @@ class CellSpace:
         lr: ``(low, high)`` of a log-uniform learning rate decision (``None``: none).
     """
 
-    name = "cell"
+    name: ClassVar[str]  # set by @register above
 
     def __init__(
         self,

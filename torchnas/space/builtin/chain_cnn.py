@@ -9,6 +9,7 @@ Convolutions are 1-D for inputs shaped ``(channels, length)`` and 2-D for
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import nn
 
@@ -36,7 +37,7 @@ class ChainCNNSpace:
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
     """
 
-    name = "chain_cnn"
+    name: ClassVar[str]  # set by @register above
 
     def __init__(
         self,

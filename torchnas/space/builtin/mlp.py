@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import nn
 
@@ -32,7 +33,7 @@ class MLPSpace:
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
     """
 
-    name = "mlp"
+    name: ClassVar[str]  # set by @register above
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ MNIST-1D in seconds per epoch on a CPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -79,7 +80,7 @@ class MobileSpace:
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
     """
 
-    name = "mobile"
+    name: ClassVar[str]  # set by @register above
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Fixed-width vector encodings of define-by-run architectures, for model-based strategies.
+"""Fixed-width vector encodings of define-by-run architectures, for surrogate models.
 
 A predictor (BANANAS' ensemble, a surrogate model) needs every architecture as a vector of the
 same width, although a conditional space makes architectures name different labels. The

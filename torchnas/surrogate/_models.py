@@ -2,7 +2,7 @@
 
 One implementation serves the model-based strategies (``bananas``, ``smac``) and the public
 :class:`torchnas.evaluation.Predictor`: a regressor over the fixed-width vectors of
-:class:`~torchnas.strategies._encoding.Encoding` that predicts a mean and a standard deviation.
+:class:`~torchnas.surrogate.Encoding` that predicts a mean and a standard deviation.
 
 - ``"forest"``: randomized trees (scikit-learn's ``ExtraTreesRegressor``, or a bootstrapped
   random forest); the spread of the trees' predictions is the uncertainty (SMAC's choice).
