@@ -52,7 +52,7 @@ DRIVER = textwrap.dedent("""
     study = tn.Study(name="shared", storage=sys.argv[1], objectives={"acc": "max"},
                      strategy="random", seed=0)
     study.optimize(objective, trials=int(sys.argv[2]))
-    print("owner", study._owner)
+    print("owner", study.owner)
 """)
 
 

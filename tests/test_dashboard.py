@@ -192,13 +192,13 @@ def test_a_browser_draws_the_study(served: tuple[Path, str]) -> None:
     assert f'data-loaded="{len(trials)}"' in dom
     assert re.search(r'<div id="error">\s*</div>', dom)
     board = dom.split('<table id="leaderboard">')[1].split("</table>")[0]
-    ranked = [t.number for t in study._ranked()]
+    ranked = [t.number for t in study.ranked()]
     assert [int(n) for n in re.findall(r'data-trial="(\d+)"', board)] == ranked
     # one point per trial with a score; the best-so-far line steps at each improvement
     assert len(re.findall(r'<circle[^>]*class="point', dom)) == sum(
         "score" in t.metrics for t in trials)
     best, steps = -math.inf, 0
-    for t in sorted(study._ranked(), key=lambda t: t.number):
+    for t in sorted(study.ranked(), key=lambda t: t.number):
         if t.metrics["score"] > best:
             best, steps = t.metrics["score"], steps + 1
     assert f'data-points="{steps}"' in dom

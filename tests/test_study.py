@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import torchnas as tn
-from torchnas.storage import Event, MemoryJournal, SQLiteJournal
+from torchnas.storage import Event, MemoryJournal, SQLiteJournal, events
 from torchnas.study._objectives import parse_constraints, parse_objectives
 from torchnas.study._process import owner_alive, owner_token
 from torchnas.study._trial import report_step
@@ -637,12 +637,12 @@ def test_events_of_a_dead_attempt_are_ignored_after_restart(tmp_path: Path) -> N
     """A finish written by an attempt that was declared dead must not close the new attempt."""
     path = tmp_path / "late.db"
     study = tn.Study("s", storage=path, objectives={"acc": "max"})
-    study._append({"kind": "create", "trial": 0, "owner": "elsewhere:1:1"})
-    study._append({"kind": "interrupt", "trial": 0, "reason": "its process died"})
+    study.record(events.create(0, "elsewhere:1:1", None, None),
+                 events.interrupt(0, "its process died"))
     trial = study.ask()  # takes trial 0 up again, owned by this process
     assert trial.number == 0
-    study._append({"kind": "finish", "trial": 0, "state": "complete", "metrics": {"acc": 0.1},
-                   "owner": "elsewhere:1:1"})
+    study.record(events.finish(0, tn.TrialState.COMPLETE, {"acc": 0.1}, True, None,
+                               owner="elsewhere:1:1"))
     assert study.trials[0].state is tn.TrialState.RUNNING
     done = study.tell(trial, 0.9)
     assert done.state is tn.TrialState.COMPLETE and done.metrics == {"acc": 0.9}
@@ -673,9 +673,9 @@ def test_enqueued_architectures_run_first_and_survive_a_reopen(tmp_path: Path) -
     archs = [t.arch for t in again.trials]
     assert archs[0] == {"x": 3, "y": "b"}
     assert archs[1]["x"] == 7 and archs[1]["y"] in ("a", "b")  # the rest is the strategy's
-    assert again._log.queue == {}  # consumed, and durably so
+    assert again.queued == []  # consumed, and durably so
     again.journal.close()
-    assert tn.load_study(path)._log.queue == {}
+    assert tn.load_study(path).queued == []
 
 
 def test_a_rejected_trial_is_finished_and_infeasible() -> None:
@@ -727,3 +727,13 @@ def test_fractional_report_steps_are_kept_and_bad_ones_fail_the_trial() -> None:
     with pytest.raises(ValueError, match="got True"):
         report_step(True)
     assert report_step(3.0) == 3 and isinstance(report_step(3.0), int)
+
+
+@pytest.mark.parametrize("settings", [{"strategy": {"name": "evolution", "population": 0}},
+                                      {"scheduler": {"name": "asha", "reduction": 1}}])
+def test_a_bad_strategy_or_scheduler_fails_before_the_storage_file_exists(
+        tmp_path: Path, settings: dict[str, Any]) -> None:
+    path = tmp_path / "s.db"
+    with pytest.raises(tn.ConfigError):
+        tn.Study(storage=path, objectives={"acc": "max"}, **settings)
+    assert not path.exists()

@@ -9,6 +9,9 @@ compute, asking the driver for each decision their objective meets.
   :class:`ProcessExecutor`.
 - ``"ray"``: Ray tasks on an existing cluster or a local one (``pip install torchnas[ray]``);
   see :class:`RayExecutor`.
+
+An executor registers where it is defined (``@register("name")`` above its class); importing
+its module makes it available by name.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from torchnas._util.errors import ConfigError
-from torchnas._util.registry import Registry
-from torchnas.execution._base import Executor, Plan, Tally, conclude
+from torchnas.execution._base import REGISTRY, Executor, Plan, Tally, conclude, register
 from torchnas.execution._inline import InlineExecutor
 from torchnas.execution._process import ProcessExecutor, device_plan
 from torchnas.execution._protocol import ExecutorError
@@ -36,27 +38,20 @@ __all__ = [
     "conclude",
     "create",
     "device_plan",
+    "register",
     "resolve",
 ]
-
-REGISTRY: Registry[type[Executor]] = Registry("executor")
-REGISTRY.add("inline", InlineExecutor)
-REGISTRY.add("process", ProcessExecutor)
-REGISTRY.add("ray", RayExecutor)
 
 
 def available() -> list[str]:
     """Names accepted by :func:`create`."""
-    return REGISTRY.names()
+    return REGISTRY.available()
 
 
 def create(name: str, **kwargs: Any) -> Executor:
-    """Builds the executor registered as ``name``."""
-    cls = REGISTRY.get(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"executor {name!r}: {exc}") from exc
+    """Builds the executor registered as ``name``, its settings checked (:class:`ConfigError`
+    naming the bad one)."""
+    return REGISTRY.create(name, **kwargs)
 
 
 def resolve(spec: str | Executor | dict[str, Any] | None, workers: int = 1) -> Executor:
@@ -73,18 +68,15 @@ def resolve(spec: str | Executor | dict[str, Any] | None, workers: int = 1) -> E
         if workers != 1 and workers != spec.workers:
             raise ConfigError(f"workers={workers} but the executor object has "
                               f"workers={spec.workers}; set it on the executor")
-        executor = spec
-    elif spec is None or isinstance(spec, str):
-        executor = create(spec or ("inline" if workers == 1 else "process"), workers=workers)
-    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        return REGISTRY.resolve(spec)
+    if spec is None or isinstance(spec, str):
+        return create(spec or ("inline" if workers == 1 else "process"), workers=workers)
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
         kwargs = {k: v for k, v in spec.items() if k != "name"}
         kwargs.setdefault("workers", workers)
-        executor = create(spec["name"], **kwargs)
-    else:
-        raise ConfigError(
-            f"executor must be a name ({', '.join(available())}), {{'name': ..., ...}} or an "
-            f"Executor, got {spec!r}"
-        )
-    executor.check()
-    return executor
+        return create(spec["name"], **kwargs)
+    raise ConfigError(
+        f"executor must be a name ({', '.join(available())}), {{'name': ..., ...}} or an "
+        f"Executor, got {spec!r}"
+    )
 

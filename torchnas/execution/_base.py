@@ -8,7 +8,6 @@ architecture is queued again when retries are asked for).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import numbers
@@ -19,13 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torchnas._util.errors import ConfigError, DataError, SpaceError, TooManyFailures
+from torchnas._util.registry import Configurable, Registry
 from torchnas.execution._protocol import Outcome
 from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from torchnas.study import Study, Trial
 
-__all__ = ["Executor", "Plan", "Tally", "conclude"]
+__all__ = ["REGISTRY", "Executor", "Plan", "Tally", "conclude", "register"]
 
 log = logging.getLogger("torchnas")
 
@@ -68,32 +68,29 @@ def _count(name: str, value: Any, *, low: int, optional: bool = False) -> None:
         raise ConfigError(f"{name} must be an integer >= {low}{extra}, got {value!r}")
 
 
-class Executor(ABC):
+class Executor(Configurable, ABC):
     """Runs a study's trials: inline, in local processes, or on a Ray cluster.
 
-    Constructor arguments are stored as attributes of the same name (the constructor is the
-    config); nothing starts before :meth:`run`.
+    Constructor arguments (``workers`` among them) are stored as attributes of the same name
+    and checked in :meth:`check`, once, when the registry hands the executor out
+    (``Study.optimize`` resolves it so; see :class:`~torchnas._util.registry.Configurable`);
+    :meth:`run` does not check again, and nothing starts before it. ``@register("name")``
+    above the class makes it a named executor.
     """
 
     name: ClassVar[str] = ""
     workers: int = 1
 
-    def check(self) -> None:  # noqa: B027 - nothing to check by default
-        """Raises :class:`ConfigError` for a bad setting (before any trial or worker)."""
-
     @abstractmethod
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
         """Runs trials of ``study`` until ``plan`` says stop (see ``Study.optimize``)."""
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's keyword arguments, read back from attributes of the same name."""
-        params = inspect.signature(type(self).__init__).parameters.values()
-        return {p.name: getattr(self, p.name) for p in params
-                if p.name != "self" and p.kind is not p.VAR_KEYWORD}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+REGISTRY: Registry[Executor] = Registry("executor", Executor)
+"""The named executors (``tn.execution.available()``)."""
+
+register = REGISTRY.register
+"""``@register("name")`` above an executor class: an executor of that name."""
 
 
 class Tally:
@@ -151,9 +148,7 @@ def conclude(study: Study, trial: Trial, outcome: Outcome, retries: int = 0) -> 
             frozen = study.tell(trial, state=TrialState.FAILED, error=error)
         if frozen.state is TrialState.FAILED and retries and not outcome.get("bad_input"):
             key = frozen.key
-            failures = sum(t.state is TrialState.FAILED and t.key == key
-                           for t in study._log.trials.values())
-            if failures <= retries:
+            if study.failures(key) <= retries:
                 study.enqueue(frozen.arch)
     if frozen.state is TrialState.FAILED:
         log.warning("trial %d failed: %s", frozen.number, frozen.error)

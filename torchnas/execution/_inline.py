@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import ConfigError
-from torchnas.execution._base import Executor, Plan, Tally, conclude
+from torchnas.execution._base import Executor, Plan, Tally, conclude, register
 from torchnas.execution._protocol import evaluate
 from torchnas.execution._threads import warn_if_busy
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["InlineExecutor"]
 
 
+@register("inline")
 class InlineExecutor(Executor):
     """Runs each trial in this process, one after the other (the default).
 
@@ -25,8 +26,6 @@ class InlineExecutor(Executor):
     at most the cores it may run on); a warning says when other processes keep the cores busy
     as the search starts.
     """
-
-    name = "inline"
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
@@ -39,7 +38,6 @@ class InlineExecutor(Executor):
             )
 
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
-        self.check()
         if plan.trial_timeout is not None:
             raise ConfigError(
                 "trial_timeout stops a trial's process: use executor='process' or 'ray'"
@@ -56,6 +54,6 @@ class InlineExecutor(Executor):
                 outcome = evaluate(objective, trial.hp, first)
             except (KeyboardInterrupt, SystemExit):
                 if trial is not None:
-                    study._interrupt(trial.number, "interrupted")
+                    study.interrupt(trial.number, "interrupted")
                 raise
             tally.finished(conclude(study, trial, outcome, plan.retries))

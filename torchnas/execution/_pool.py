@@ -109,7 +109,7 @@ class Session:
             return None
         try:
             if op == "decide":
-                self.study._refresh_pending(trial)
+                trial.refresh_pending()
                 domain = domain_from_json(message["domain"])
                 return {"value": trial.hp.decide(str(message["label"]), domain)}
             if op == "report":
@@ -169,7 +169,7 @@ class Pool:
                 assert slot.session is not None
                 slot.handle.kill()
                 try:  # it runs again first when the search resumes
-                    self.study._interrupt(slot.session.trial.number, reason)
+                    self.study.interrupt(slot.session.trial.number, reason)
                 except Exception:  # the storage itself may be what failed
                     log.exception("could not mark trial %d interrupted",
                                   slot.session.trial.number)
@@ -189,14 +189,14 @@ class Pool:
             running = len(self._busy())
             if not self.tally.may_start(running):
                 return
-            if running and self.study.strategy.saturated(self.study._pending(None)):
+            if running and self.study.strategy.saturated(self.study.pending()):
                 return  # every proposal left would repeat a running trial: wait for one
             session = Session(self.study, self.study.ask(), self.plan.trial_timeout)
             assert slot.handle.conn is not None
             try:
                 send(slot.handle.conn, session.start())
             except OSError:  # the worker just died; the trial never started: it runs next
-                self.study._interrupt(session.trial.number, "its worker died before it started")
+                self.study.interrupt(session.trial.number, "its worker died before it started")
                 self._lost(slot, slot.handle)
                 continue
             slot.session = session

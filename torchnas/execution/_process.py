@@ -13,7 +13,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import ConfigError
-from torchnas.execution._base import Executor, Plan
+from torchnas.execution._base import Executor, Plan, register
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._threads import cores, warn_if_busy
 from torchnas.execution._worker import process_main
@@ -115,6 +115,7 @@ def check_recycle_mb(value: Any) -> None:
         raise ConfigError(f"recycle_mb must be a number of MB > 0 or None, got {value!r}")
 
 
+@register("process")
 class ProcessExecutor(Executor):
     """Runs trials in ``workers`` local processes, one trial each at a time.
 
@@ -145,8 +146,6 @@ class ProcessExecutor(Executor):
             (oneDNN compiles kernels for each new layer shape on CPU and keeps up to 1024).
     """
 
-    name = "process"
-
     def __init__(self, workers: int = 1, gpus_per_trial: float | None = None,
                  threads_per_worker: int | None = None, start_method: str | None = None,
                  recycle_mb: float | None = 50.0) -> None:
@@ -176,7 +175,6 @@ class ProcessExecutor(Executor):
             raise ConfigError(f"start_method must be one of {safe}, got {self.start_method!r}")
 
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
-        self.check()
         n = _cores()
         setups = device_plan(self.workers, self.gpus_per_trial, _gpu_ids(), n,
                              self.threads_per_worker)

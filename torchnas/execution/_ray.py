@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection, answer_challenge, deliver_cha
 from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import ConfigError
-from torchnas.execution._base import Executor, Plan
+from torchnas.execution._base import Executor, Plan, register
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._process import check_recycle_mb
 from torchnas.execution._protocol import recv, send
@@ -89,6 +89,7 @@ def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
         ray.init(**kwargs)
 
 
+@register("ray")
 class RayExecutor(Executor):
     """Runs trials as Ray tasks: on the running Ray, on the cluster at ``address``, or on a
     local Ray it starts (bound to 127.0.0.1, no dashboard) and stops at the end.
@@ -109,8 +110,6 @@ class RayExecutor(Executor):
         recycle_mb: MB of memory growth after which a worker task is replaced by a fresh one
             between two trials (``None``: never; see :class:`ProcessExecutor`).
     """
-
-    name = "ray"
 
     def __init__(self, workers: int | None = 1, address: str | None = None,
                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
@@ -141,7 +140,6 @@ class RayExecutor(Executor):
         check_recycle_mb(self.recycle_mb)
 
     def run(self, study: Study, objective: Callable[[Any], Any], plan: Plan) -> None:
-        self.check()
         ray = import_ray()
         started = False
         if not ray.is_initialized():

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Client, Connection
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from torchnas._util.errors import SpaceError, TrialPruned
 from torchnas.execution._protocol import RemoteError, evaluate, recv, send
@@ -26,9 +26,6 @@ from torchnas.execution._threads import WORKER_THREADS
 from torchnas.space import HP, Domain
 from torchnas.study._process import owner_alive
 from torchnas.study._trial import report_step
-
-if TYPE_CHECKING:
-    from torchnas.study import Trial
 
 __all__ = ["RemoteTrial", "process_main", "ray_main", "serve"]
 
@@ -74,9 +71,8 @@ class RemoteSource:
 
 
 class RemoteTrial:
-    """``hp.trial`` inside a worker: what :class:`~torchnas.Trial` offers an objective
-    (``number``, ``budget``, ``report``, ``commit``, ``should_prune``, ``duplicate_of``,
-    ``redraw``, ``arch``), each answered by the driver. There is no ``study`` here."""
+    """``hp.trial`` inside a worker: a :class:`~torchnas.space.TrialHandle` whose calls the
+    driver answers (with the study's :class:`~torchnas.Trial`). There is no ``study`` here."""
 
     def __init__(self, link: Link, number: int, budget: float | None) -> None:
         self._link = link
@@ -86,7 +82,7 @@ class RemoteTrial:
         self.hp = self._new_hp()
 
     def _new_hp(self) -> HP:
-        return HP(RemoteSource(self._link), trial=cast("Trial", self))
+        return HP(RemoteSource(self._link), trial=self)
 
     @property
     def arch(self) -> dict[str, Any]:

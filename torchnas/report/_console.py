@@ -110,7 +110,7 @@ class ProgressBar:
 
     def _draw(self, study: Study) -> None:
         """Redraws the live leaderboard when its trials changed."""
-        ranked = study._ranked()[: self.live_top]
+        ranked = study.ranked()[: self.live_top]
         numbers = [t.number for t in ranked]
         if numbers == self.shown:
             return

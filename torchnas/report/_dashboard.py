@@ -55,7 +55,7 @@ def study_view(study: Study, top: int = 50) -> dict[str, Any]:
     """A study as the page reads it: objectives, constraints, counts, the ``top`` ranked trial
     numbers, the Pareto front's (several objectives), and every trial."""
     trials = study.trials
-    ranked = study._ranked()
+    ranked = study.ranked()
     counts = {s.value: sum(t.state is s for t in trials) for s in TrialState}
     return {
         "name": study.name, "objectives": study.objectives,

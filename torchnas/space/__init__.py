@@ -13,6 +13,7 @@ from torchnas.space._domains import (
     domain_from_json,
 )
 from torchnas.space._explore import LabelInfo, SpaceInfo, explore, infer
+from torchnas.space._handle import TrialHandle
 from torchnas.space._hp import HP, InputChoice, Source
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Op",
     "Source",
     "SpaceInfo",
+    "TrialHandle",
     "arch_key",
     "build",
     "canonical_json",

@@ -24,7 +24,7 @@ from torchnas._util.errors import SpaceError
 from torchnas.space._domains import Bool, Categorical, Domain, Float, Inputs, Int, Op
 
 if TYPE_CHECKING:
-    from torchnas.study import Trial
+    from torchnas.space._handle import TrialHandle
 
 __all__ = ["HP", "InputChoice", "Source"]
 
@@ -83,7 +83,8 @@ class HP:
 
     Args:
         source: where values come from (a fixed architecture, a strategy, an explorer).
-        trial: the live trial this run belongs to, if any (``hp.trial.report(...)``).
+        trial: the running trial this run belongs to, if any (``hp.trial.report(...)``;
+            a :class:`~torchnas.space.TrialHandle`).
 
     Attributes:
         width: the width multiplier of a low-fidelity search (``ModelSearch(fidelity=
@@ -99,7 +100,7 @@ class HP:
         {'units': 64}
     """
 
-    def __init__(self, source: Source, trial: Trial | None = None) -> None:
+    def __init__(self, source: Source, trial: TrialHandle | None = None) -> None:
         self.source = source
         self.trial = trial
         self._values: dict[str, Any] = {}

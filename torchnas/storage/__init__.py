@@ -1,15 +1,18 @@
-"""Storage: append-only journals (in memory, SQLite) and the URL that picks one."""
+"""Storage: append-only journals (in memory, SQLite), the URL that picks one, and the typed
+events a study journals (:mod:`events <torchnas.storage._log>`, folded by :class:`TrialLog`)."""
 
 from __future__ import annotations
 
 import os
 
+from torchnas.storage import _log as events
 from torchnas.storage._base import Event, Journal
-from torchnas.storage._log import TrialLog
+from torchnas.storage._log import EventKind, TrialLog
 from torchnas.storage._memory import MemoryJournal
 from torchnas.storage._sqlite import SQLiteJournal
 
-__all__ = ["Event", "Journal", "MemoryJournal", "SQLiteJournal", "TrialLog", "get_storage"]
+__all__ = ["Event", "EventKind", "Journal", "MemoryJournal", "SQLiteJournal", "TrialLog", "events",
+           "get_storage"]
 
 
 def get_storage(url: str | os.PathLike[str] | Journal | None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import TrialPruned
 from torchnas.space import HP, Domain, arch_key
+from torchnas.storage import events
 from torchnas.strategies import AskContext, Strategy
 from torchnas.study._trial import report_step
 
@@ -72,12 +73,12 @@ class Trial:
         if self._imposed and all(k in self._imposed for k in arch):
             return None
         study = self.study
-        study._sync()
+        study.sync()
         key = arch_key(arch)
-        found = study._log.finished_keys.get(key)
+        found = study.finished_with(key)
         if found is not None:
             return found
-        return next((n for n, a in study._running_archs().items()
+        return next((n for n, a in study.running_archs().items()
                      if n != self.number and arch_key(a) == key), None)
 
     def redraw(self, uniform: bool = False) -> HP:
@@ -98,7 +99,9 @@ class Trial:
         """Decisions met so far."""
         return self.hp.arch
 
-    def _uncommitted(self) -> dict[str, Any]:
+    def uncommitted(self) -> dict[str, Any]:
+        """The decisions not yet written to storage (``arch``) and their domains as JSON
+        (``domains``); they count as written from now on (the caller journals them)."""
         arch = {k: v for k, v in self.hp.arch.items() if k not in self._committed}
         doms = self.hp.domains
         self._committed.update(arch)
@@ -106,11 +109,10 @@ class Trial:
 
     def commit(self) -> None:
         """Writes the decisions made so far to storage (to re-run them after a crash)."""
-        fresh = self._uncommitted()
+        fresh = self.uncommitted()
         if fresh["arch"]:
-            self.study._append(
-                {"kind": "arch", "trial": self.number, "owner": self.study._owner, **fresh}
-            )
+            self.study.record(events.arch(self.number, self.study.owner, fresh["arch"],
+                                          fresh["domains"]))
 
     def report(self, step: float, metrics: Mapping[str, float]) -> None:
         """Records intermediate metrics (e.g. per epoch; a step may be fractional: 0.5 is
@@ -119,10 +121,7 @@ class Trial:
         self.commit()
         clean = {k: float(v) for k, v in metrics.items()}
         self.last_metrics = clean
-        self.study._append(
-            {"kind": "report", "trial": self.number, "step": step, "metrics": clean,
-             "owner": self.study._owner}
-        )
+        self.study.record(events.report(self.number, self.study.owner, step, clean))
         if self.should_prune():
             raise TrialPruned(f"stopped by the scheduler at step {step}")
 
@@ -131,11 +130,16 @@ class Trial:
         scheduler = self.study.scheduler
         if scheduler is None:
             return False
-        self.study._sync()  # the scheduler must see the report just appended
-        trials = self.study._log.trials
+        self.study.sync()  # the scheduler must see the report just appended
+        trials = self.study.records
         return bool(scheduler.should_prune(trials[self.number], trials))
 
     @property
     def budget(self) -> float | None:
         """The most steps (epochs, ...) the scheduler grants this trial; ``None``: no limit."""
-        return self.study._log.trials[self.number].budget
+        return self.study.records[self.number].budget
+
+    def refresh_pending(self) -> None:
+        """Brings what the strategy sees as running (``ctx.pending``) up to date: trials
+        started or finished since this one was asked."""
+        self._ctx.pending = self.study.pending(self.number)

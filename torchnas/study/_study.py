@@ -9,6 +9,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from torchnas import execution
@@ -19,7 +20,7 @@ from torchnas.report._console import leaderboard, state_counts
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
-from torchnas.storage import Journal, TrialLog, get_storage
+from torchnas.storage import Event, Journal, TrialLog, events, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
 from torchnas.study._hypervolume import default_reference, hypervolume, ordered_reference
 from torchnas.study._live import Trial
@@ -75,6 +76,11 @@ class Study:
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        # settings given here are checked before storage is touched (no file for a bad one)
+        if not (isinstance(strategy, str) and strategy == "auto"):
+            resolve(strategy, parse_objectives(objectives))
+        if scheduler is not None:
+            resolve_scheduler(scheduler)
         self.journal = get_storage(storage)
         found = self.journal.find_study(name)
         config: dict[str, Any]
@@ -133,47 +139,71 @@ class Study:
         self._owner = owner_token()
         self._log = TrialLog(self.journal, self._id)
         self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
-        self._sync()
+        self.sync()
         if not self.journal.read_only:
             self._interrupt_orphans()
 
-    # -- journal --------------------------------------------------------------------------------
-    def _append(self, *events: dict[str, Any]) -> None:
+    # -- the driver API: what trials and executors use -----------------------------------------
+    @property
+    def owner(self) -> str:
+        """This process's token: the owner of the trials it starts."""
+        return self._owner
+
+    def record(self, *events: Event) -> None:
+        """Appends journal events (built by :mod:`torchnas.storage.events`), time-stamped."""
         now = time.time()
         self.journal.append(self._id, [{**e, "time": now} for e in events])
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
+        """Reads events written since the last sync (by any process) and tells the strategy
+        of every trial that finished."""
         for trial in self._log.sync():
             self.strategy.tell(trial)
 
-    def _interrupt(self, number: int, reason: str) -> None:
+    @property
+    def records(self) -> Mapping[int, FrozenTrial]:
+        """Every trial's record by number, as of the last :meth:`sync` (a read-only view, O(1);
+        :attr:`trials` syncs and sorts)."""
+        return MappingProxyType(self._log.trials)
+
+    def finished_with(self, key: str) -> int | None:
+        """The first finished trial with architecture key ``key`` (``None``: none)."""
+        return self._log.finished_keys.get(key)
+
+    @property
+    def queued(self) -> list[dict[str, Any]]:
+        """Architectures queued by :meth:`enqueue` and not yet taken by a trial, oldest first."""
+        return [dict(a) for a in self._log.queue.values()]
+
+    def interrupt(self, number: int, reason: str) -> None:
         """Marks a trial this process was running as interrupted (it runs again first)."""
         self._live.pop(number, None)
-        self._append({"kind": "interrupt", "trial": number, "reason": reason})
+        self.record(events.interrupt(number, reason))
 
-    def _running_archs(self) -> dict[int, dict[str, Any]]:
+    def running_archs(self) -> dict[int, dict[str, Any]]:
         """The decisions of every running trial: as made so far for this process's own, as
         committed for other processes'."""
         return {n: (self._live[n].hp._values if n in self._live else self._log.trials[n].arch)
                 for n in self._log.running}
 
-    def _pending(self, number: int | None) -> list[dict[str, Any]]:
-        """What a strategy sees as ``ctx.pending`` for trial ``number``."""
-        return [a for n, a in self._running_archs().items() if n != number]
+    def pending(self, number: int | None = None) -> list[dict[str, Any]]:
+        """What a strategy sees as ``ctx.pending`` for trial ``number``: the decisions of the
+        other running trials."""
+        return [a for n, a in self.running_archs().items() if n != number]
 
-    def _refresh_pending(self, trial: Trial) -> None:
-        """Brings a trial's ``ctx.pending`` up to date (trials started or finished since)."""
-        trial._ctx.pending = self._pending(trial.number)
+    def failures(self, key: str) -> int:
+        """How many trials with architecture key ``key`` failed."""
+        return sum(t.state is TrialState.FAILED and t.key == key for t in self._log.trials.values())
 
     def _interrupt_orphans(self) -> None:
         """Marks trials left running by a process that is gone as interrupted."""
         with self.journal.exclusive():
-            self._sync()
+            self.sync()
             dead = [t.number for t in self._log.trials.values()
                     if t.state is TrialState.RUNNING and owner_alive(t.owner) is False]
             for n in dead:
-                self._append({"kind": "interrupt", "trial": n, "reason": "its process died"})
-            self._sync()
+                self.record(events.interrupt(n, "its process died"))
+            self.sync()
         if dead:
             log.warning("trials %s were left running by a dead process; they run again first", dead)
 
@@ -181,7 +211,7 @@ class Study:
     def enqueue(self, arch: Mapping[str, Any]) -> None:
         """Queues decisions (a whole or partial architecture) for a coming trial, durably:
         trials take queued architectures, oldest first, before asking the strategy."""
-        self._append({"kind": "enqueue", "id": uuid.uuid4().hex, "arch": dict(arch)})
+        self.record(events.enqueue(uuid.uuid4().hex, arch))
 
     def ask(self, fixed: Mapping[str, Any] | None = None) -> Trial:
         """Starts a trial. An interrupted trial is taken up again first (same number and
@@ -192,22 +222,21 @@ class Study:
             fixed: decisions to impose (e.g. an architecture to evaluate again).
         """
         with self.journal.exclusive():
-            self._sync()
+            self.sync()
             first = next(iter(self._log.interrupted), None)
             retry = None if first is None else self._log.trials[first]
             if retry is not None:
                 number, imposed = retry.number, {**retry.arch, **(fixed or {})}
-                self._append({"kind": "restart", "trial": number, "owner": self._owner})
+                self.record(events.restart(number, self._owner))
             else:
                 number, imposed = len(self._log.trials), dict(fixed or {})
                 queued = next(iter(self._log.queue), None) if fixed is None else None
                 if queued is not None:
                     imposed = dict(self._log.queue[queued])
                 budget = None if self.scheduler is None else self.scheduler.budget(number)
-                self._append({"kind": "create", "trial": number, "owner": self._owner,
-                              "budget": budget, "queued": queued})
-            self._sync()
-        ctx = AskContext(number=number, seed=self.seed, pending=self._pending(number))
+                self.record(events.create(number, self._owner, budget, queued))
+            self.sync()
+        ctx = AskContext(number=number, seed=self.seed, pending=self.pending(number))
         trial = self._live[number] = Trial(self, number, imposed, ctx)
         return trial
 
@@ -226,7 +255,7 @@ class Study:
         ``REJECTED`` trial (refused before evaluation, e.g. too many parameters) is infeasible.
         """
         number = trial if isinstance(trial, int) else trial.number
-        self._sync()  # reports made since ask() (a pruned trial keeps the last one)
+        self.sync()  # reports made since ask() (a pruned trial keeps the last one)
         current = self._log.trials.get(number)
         if current is None or current.state is not TrialState.RUNNING:
             raise ValueError(f"trial {number} is not running (state: {current and current.state})")
@@ -246,13 +275,13 @@ class Study:
                                   f"among the trial's metrics (result: {metrics})")
         feasible = (is_feasible(metrics, self.constraints) if state is TrialState.COMPLETE
                     else False if state is TrialState.REJECTED else None)
-        event = {"kind": "finish", "trial": number, "state": state.value, "metrics": metrics,
-                 "feasible": feasible, "error": error}
-        if isinstance(trial, Trial):  # from the running process: only its owner may finish it
-            event.update(trial._uncommitted(), owner=self._owner)
+        live = isinstance(trial, Trial)  # from the running process: only its owner may finish it
         self._live.pop(number, None)
-        self._append(event)
-        self._sync()
+        self.record(events.finish(number, state, metrics, feasible, error,
+                                  owner=self._owner if live else None,
+                                  committed=trial.uncommitted() if isinstance(trial, Trial)
+                                  else None))
+        self.sync()
         return self._log.trials[number]
 
     def _metrics(self, result: float | Mapping[str, float] | None) -> dict[str, float]:
@@ -309,10 +338,12 @@ class Study:
     @property
     def trials(self) -> list[FrozenTrial]:
         """Every trial, by number (synced with storage)."""
-        self._sync()
+        self.sync()
         return [self._log.trials[n] for n in sorted(self._log.trials)]
 
-    def _ranked(self) -> list[FrozenTrial]:
+    def ranked(self) -> list[FrozenTrial]:
+        """The complete, feasible trials, best first (several objectives: by the first, then
+        the next ones)."""
         done = [t for t in self.trials if t.state is TrialState.COMPLETE and t.feasible]
         return sorted(done, key=rank_key(self.objectives))
 
@@ -321,7 +352,7 @@ class Study:
         """The best complete, feasible trial (single objective; see :meth:`pareto_front`)."""
         if len(self.objectives) > 1:
             raise ValueError("best_trial is for one objective; use pareto_front() for several")
-        ranked = self._ranked()
+        ranked = self.ranked()
         if not ranked:
             raise ValueError(f"study {self.name!r} has no complete feasible trial yet")
         return ranked[0]
@@ -337,7 +368,7 @@ class Study:
         Pareto front first, in :meth:`pareto_front`'s order, then the other trials ranked)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        ranked = self._ranked()
+        ranked = self.ranked()
         if len(self.objectives) > 1:
             front = self.pareto_front()
             on_front = {t.number for t in front}
@@ -346,7 +377,7 @@ class Study:
 
     def pareto_front(self) -> list[FrozenTrial]:
         """The non-dominated complete, feasible trials, best first objective first."""
-        return pareto_front(self._ranked(), self.objectives)
+        return pareto_front(self.ranked(), self.objectives)
 
     def predict(self, archs: Sequence[Mapping[str, Any]], metric: str | None = None,
                 kind: str = "gp") -> tuple[Any, Any]:
@@ -370,7 +401,7 @@ class Study:
                 (:func:`~torchnas.study._hypervolume.default_reference`), which moves as the study
                 goes on: give one explicitly to compare studies or moments.
         """
-        ranked = self._ranked()
+        ranked = self.ranked()
         names, directions = list(self.objectives), list(self.objectives.values())
         if not ranked:
             return 0.0
@@ -385,12 +416,12 @@ class Study:
         """A table of the best trials (Keras Tuner's ``results_summary``)."""
         head = f"Study {self.name!r}: {state_counts(self.trials)}"
         extra = [c for c in self.constraints if c not in self.objectives]
-        if len(self.objectives) > 1 and self._ranked():  # several objectives: the front
+        if len(self.objectives) > 1 and self.ranked():  # several objectives: the front
             front = self.pareto_front()
             head += (f"\nPareto front: {len(front)} trials, hypervolume "
                      f"{self.hypervolume():.6g} (reference just past the worst trial)")
             return head + "\n" + leaderboard(front, self.objectives, extra, top=top)
-        return head + "\n" + leaderboard(self._ranked(), self.objectives, extra, top=top)
+        return head + "\n" + leaderboard(self.ranked(), self.objectives, extra, top=top)
 
     def space_summary(self, space: Callable[[HP], Any] | None = None) -> str:
         """Every label, its domain, the decision it depends on, and the size of the space.
