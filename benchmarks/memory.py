@@ -133,7 +133,7 @@ def run_torchnas(data: tn.data.Data, args: argparse.Namespace, workers: int,
     search.check()
     study = search.make_study()
     bar = tn.report.ProgressBar(args.trials, None, ("val_accuracy", "max"), enabled=False)
-    study.optimize(search._objective, trials=args.trials, workers=workers,
+    study.optimize(search.objective, trials=args.trials, workers=workers,
                    executor=search.executor, callbacks=[bar, marks])
     bar.close()
     failed = [t for t in study.trials if t.state is not tn.TrialState.COMPLETE]

@@ -101,7 +101,7 @@ class Timed:
 
     def __call__(self, hp: tn.HP) -> dict[str, float]:
         start, cpu = time.time(), time.process_time()
-        out = dict(self.search._objective(hp))
+        out = dict(self.search.objective(hp))
         return {**out, "t_start": start, "t_end": time.time(),
                 "cpu": time.process_time() - cpu}
 

@@ -1,6 +1,7 @@
 """Low-fidelity search: trials train narrower models (``hp.scale``), for fewer epochs, on a
 subset of the training data; the chosen architecture is retrained at full fidelity. Real
-training on scikit-learn's digits."""
+training on scikit-learn's digits. (That every built-in space narrows under ``hp.scale`` is part
+of the space contract: tests/test_contract_spaces.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from torch.utils.data import Subset, TensorDataset
 
 import torchnas as tn
 from torchnas.space import HP, FixedSource
-from torchnas.space import builtin as spaces
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +34,6 @@ def test_scale_is_identity_at_full_width_and_never_zero() -> None:
     assert [hp.scale(n) for n in (1, 7, 64)] == [1, 4, 32]
     hp.width = 0.01
     assert hp.scale(64) == 1
-
-
-@pytest.mark.parametrize("name", ["mlp", "chain_cnn", "mobile", "cell"])
-def test_every_builtin_space_gets_narrower_with_the_same_architecture(name: str) -> None:
-    fn = spaces.create(name, input_shape=(1, 8, 8), num_classes=10)
-    arch = _default_arch(fn)
-    full, narrow = HP(FixedSource(arch)), HP(FixedSource(arch))
-    narrow.width = 0.5
-    wide_model, narrow_model = fn(full), fn(narrow)
-    assert full.arch == narrow.arch and full.arch.items() <= arch.items()
-    assert params(narrow_model) < 0.6 * params(wide_model)
-    out = narrow_model.eval()(torch.randn(2, 1, 8, 8))
-    assert out.shape == (2, 10)
-
-
-def _default_arch(fn: Any) -> dict[str, Any]:
-    info = tn.explore(fn, seed=0)
-    return {label: i.domain.default for label, i in info.labels.items()}
 
 
 def widths_seen(hp: HP) -> nn.Module:
@@ -84,10 +66,10 @@ def test_trials_run_at_low_fidelity_and_the_retraining_at_full(digits: tn.data.D
         assert t.metrics["epochs"] == 1
         full = 64 * t.arch["units"] + t.arch["units"] + 10 * t.arch["units"] + 10
         assert t.metrics["params"] == full  # the deployed (full-width) model's size
-    train = search._trial_data.train
+    train = search.objective.trial_data.train
     assert isinstance(train, TensorDataset)
     assert len(train) == math.ceil(0.3 * len(digits.train))  # type: ignore[arg-type]
-    assert len(search._trial_data.val) == len(digits.val)  # type: ignore[arg-type]
+    assert len(search.objective.trial_data.val) == len(digits.val)  # type: ignore[arg-type]
     seen.clear()
     model = search.best_model(retrain=True)
     best = search.best_trial.arch["units"]

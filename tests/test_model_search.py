@@ -486,3 +486,38 @@ def test_more_trials_than_architectures_is_said_up_front(caplog: pytest.LogCaptu
         tn.ModelSearch(space=two, data="digits", trainer=tn.Trainer(epochs=1), trials=2,
                        progress=False, strategy="grid").run()
     assert "architecture(s)" not in caplog.text
+
+
+def test_get_params_gives_the_keywords_as_given() -> None:
+    trainer = tn.Trainer(epochs=1)
+    search = tn.ModelSearch(space="mlp", data="digits", trainer=trainer, trials=3,
+                            cost={"repeats": 3}, fidelity=tn.search.Fidelity(width=0.5))
+    params = search.get_params()
+    assert list(params)[:3] == ["space", "data", "trainer"] and params["trainer"] is trainer
+    assert params["cost"] == {"repeats": 3} and params["trials"] == 3
+    assert tn.ModelSearch(**params).get_params() == params
+    assert repr(search).startswith("ModelSearch(space='mlp', data='digits', trainer=")
+
+
+def test_cost_warm_start_and_fidelity_are_typed_settings_or_mappings() -> None:
+    from torchnas.search import CostSettings, Fidelity, WarmStart
+
+    assert CostSettings.parse(None) == CostSettings()
+    assert CostSettings.parse({"repeats": 3}) == CostSettings(repeats=3)
+    assert WarmStart.parse(None) is None and WarmStart.parse({}) == WarmStart()
+    assert Fidelity.parse({"epochs": 2.0, "width": 1}) == Fidelity(width=1.0, epochs=2)
+    assert Fidelity(data=0.5).to_dict() == {"width": 1.0, "epochs": None, "data": 0.5}
+    for make, message in [
+        (lambda: CostSettings(batch_size=0), "cost: batch_size must be an integer >= 1"),
+        (lambda: CostSettings.parse({"repeat": 3}), "cost: unknown key 'repeat'; did you "
+                                                    "mean 'repeats'"),
+        (lambda: WarmStart(proxy="synflo"), "warm_start: proxy must be one of"),
+        (lambda: Fidelity(epochs=float("inf")), "fidelity: epochs must be an integer >= 1"),
+        (lambda: Fidelity.parse([0.5]), "fidelity must be a mapping"),
+    ]:
+        with pytest.raises(tn.ConfigError, match=message):
+            make()
+    typed = tn.ModelSearch(space="mlp", data="digits", cost=CostSettings(repeats=3),
+                           warm_start=WarmStart(top=2), fidelity=Fidelity(width=0.5))
+    assert typed.model_metrics.cost.repeats == 3 and typed.model_metrics.warm_start.top == 2
+    assert typed.objective.fidelity == Fidelity(width=0.5)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import torchnas as tn
 from torchnas.cli import main
+from torchnas.oneshot._search import DerivedTrials
 
 TINY = {"channels": 4, "stages": 2}
 
@@ -94,6 +96,30 @@ progress: false
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["search", str(config)]) == 0
-    [trial] = tn.load_study(str(db)).trials
+    study = tn.load_study(str(db))
+    [trial] = study.trials
     assert trial.state is tn.TrialState.COMPLETE
     assert list(tmp_path.glob("cli.*.oneshot.json"))
+    method = {"name": "gdas", "epochs": 1, "batch_size": 256}
+    assert study.config["strategy"] == method  # the real method, not a placeholder
+    [resolved] = tmp_path.glob("cli.*.config.yaml")
+    assert yaml.safe_load(resolved.read_text())["strategy"] == method
+
+
+def test_a_one_shot_study_stores_its_method_and_old_ones_still_open(digits: tn.data.Data,
+                                                                     tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    old = tn.Study(name="old", storage=db, objectives={"val_accuracy": "max"},
+                   strategy="random")  # how one-shot studies were stored before
+    assert old.config["strategy"] == {"name": "random"}
+    search(digits, storage=db, name="old").run()
+    [trial] = tn.load_study(db, name="old").trials
+    assert trial.state is tn.TrialState.COMPLETE
+    assert tn.load_study(db, name="old").config["strategy"] == {"name": "random"}
+    new = tn.Study(name="new", storage=db, strategy={"name": "darts", "epochs": 1})
+    assert new.config["strategy"] == {"name": "darts", "epochs": 1}
+    reopened = tn.load_study(db, name="new", read_only=True)
+    assert isinstance(reopened.strategy, DerivedTrials)
+    trial_of_new = new.ask()  # it proposes no architecture of its own
+    with pytest.raises(tn.ConfigError, match="records a one-shot search"):
+        trial_of_new.hp.choice("op", ["a", "b"])

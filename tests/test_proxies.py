@@ -132,13 +132,13 @@ def test_warm_start_trains_the_top_proxy_picks_first_and_once(digits: tn.data.Da
     assert [t.arch for t in trials[:3]] == [a for _, a in ranking[:3]]
     picks = {tn.arch_key(a) for _, a in ranking[:3]}
     assert all(tn.arch_key(t.arch) not in picks for t in trials[3:])
-    assert len(trials) == 5 and resumed._study()._log.queue == {}
+    assert len(trials) == 5 and resumed._study().queued == []
 
 
 def test_the_warm_start_defaults_to_naswot(digits: tn.data.Data) -> None:
     search = tn.ModelSearch(space=small_space, data=digits, trainer=tn.Trainer(epochs=1),
                             trials=1, progress=False, warm_start={"samples": 4, "top": 1})
     study = search.run()
-    assert search.model_metrics.warm_start == {"proxy": "naswot", "samples": 4, "top": 1}
+    assert search.model_metrics.warm_start == tn.search.WarmStart(proxy="naswot", samples=4, top=1)
     assert search.warm_start_ranking is not None
     assert study.trials[0].arch == search.warm_start_ranking[0][1]

@@ -105,11 +105,11 @@ class Counted:
     """A search's objective that first counts what the worker holds from earlier trials."""
 
     def __init__(self, search: tn.ModelSearch) -> None:
-        self.search = search
+        self.objective = search.objective
 
     def __call__(self, hp: tn.HP) -> dict[str, float]:
         before = live()
-        out = dict(self.search._objective(hp))
+        out = dict(self.objective(hp))
         return {**out, **{f"live_{k}": float(v) for k, v in before.items()},
                 "pid": float(os.getpid())}
 
@@ -134,7 +134,7 @@ def test_no_model_tensor_or_module_outlives_its_trial_inline() -> None:
         if trial.number in (4, 9, 39):
             seen[trial.number] = live()
 
-    study.optimize(search._objective, trials=40, callbacks=[count])
+    study.optimize(search.objective, trials=40, callbacks=[count])
     assert all(t.state is COMPLETE for t in study.trials)
     assert len(MODELS) >= 40
     assert {n: c["models"] for n, c in seen.items()} == {4: 0, 9: 0, 39: 0}

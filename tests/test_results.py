@@ -48,7 +48,7 @@ def test_the_best_trials_keep_their_trained_weights_beside_the_study(searched: A
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         f"trial-{t.number}.{ext}" for t in top for ext in ("pt", "json"))
     meta = json.loads((folder / f"trial-{top[0].number}.json").read_text())
-    assert meta["seed"] == s._train_seed(top[0].number) and meta["width"] == 1.0
+    assert meta["seed"] == s.objective.train_seed(top[0].number) and meta["width"] == 1.0
     assert "Trainable params" in meta["summary"]
 
 
@@ -88,7 +88,7 @@ def test_top_trials_orders_a_pareto_front_first() -> None:
     top = study.top_trials(20)
     front = study.pareto_front()
     assert top[: len(front)] == front
-    assert len(top) == len(study._ranked())
+    assert len(top) == len(study.ranked())
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         study.top_trials(0)
 
@@ -151,9 +151,9 @@ def test_executions_per_trial_trains_each_architecture_with_several_seeds(
         # the mean of three runs trained by hand with the trial's seeds
         accs = []
         for run in range(3):
-            model = s._build(t.arch, s._train_seed(t.number, run))
+            model = s.objective.build(t.arch, s.objective.train_seed(t.number, run))
             accs.append(tn.Trainer(epochs=1).fit(model, digits, params=t.arch,
-                                                 seed=s._train_seed(t.number, run))
+                                                 seed=s.objective.train_seed(t.number, run))
                         ["val_accuracy"])
         assert t.metrics["val_accuracy"] == pytest.approx(sum(accs) / 3)
         kept = s.trial_model(t)
@@ -189,7 +189,7 @@ def test_a_retrain_clearly_worse_than_its_trial_is_retried_or_reported(
     s.run()
     best = s.best_trial
     BROKEN.clear()
-    BROKEN.add(s._train_seed(best.number))  # the first retrain seed is the trial's
+    BROKEN.add(s.objective.train_seed(best.number))  # the first retrain seed is the trial's
     try:
         if attempts == 1:
             with pytest.warns(RuntimeWarning, match=rf"the retrain of trial {best.number} on "
@@ -202,7 +202,7 @@ def test_a_retrain_clearly_worse_than_its_trial_is_retried_or_reported(
     report = s.retrain_report
     assert report is not None and report.trial_test_metrics is not None
     assert report.attempts[0].train_loss > 2.0  # ln(10) = 2.30: chance
-    assert report.attempts[0].seed == s._train_seed(best.number)
+    assert report.attempts[0].seed == s.objective.train_seed(best.number)
     own = report.trial_test_metrics["test_accuracy"]
     assert own > 0.8
     if attempts == 1:

@@ -13,6 +13,7 @@ from torchnas import (
     space,
     storage,
     strategies,
+    surrogate,
 )
 from torchnas._util.errors import (
     ConfigError,
@@ -63,4 +64,5 @@ __all__ = [
     "storage",
     "strategies",
     "summary",
+    "surrogate",
 ]

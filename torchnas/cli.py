@@ -106,22 +106,26 @@ def _loaded(where: str, ref: str, data: Any) -> tn_data.Data:
     return data
 
 
+#: :class:`ModelSearch` keywords that say how one run goes, not what its study searches: left
+#: out of the resolved config (running it shows progress, and refuses other settings again).
+RUN_ONLY = ("progress", "override_settings")
+
+
 def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, Any]:
-    """The config with every default filled in (written beside the results)."""
-    out: dict[str, Any] = {}
-    for key in ("space", "space_kwargs", "data", "objectives", "constraints", "strategy",
-                "scheduler", "trials", "timeout", "storage", "name", "seed", "retrain",
-                "export_to", "max_failures", "workers", "executor", "trial_timeout", "retries",
-                "redraws", "cost", "warm_start", "fidelity", "keep_models",
-                "executions_per_trial", "retrain_attempts"):
-        out[key] = config.get(key, getattr(search, key))
-    trainer = search._trainer()
-    out["trainer"] = trainer.get_params()
+    """The config with every default filled in (written beside the results): each keyword of
+    :meth:`ModelSearch.get_params` but :data:`RUN_ONLY`, as the config gave it (else as the
+    search holds it), the trainer with all its arguments, and the study's name, objectives and
+    strategy as stored."""
+    out = {key: config.get(key, value) for key, value in search.get_params().items()
+           if key not in RUN_ONLY}
+    out["trainer"] = search.objective.trainer.get_params()
     if search.study is not None:
         out["name"] = search.study.name
         out["objectives"] = search.study.objectives
-        if not oneshot.is_method(search.strategy):  # a one-shot study stores a placeholder
-            out["strategy"] = search.study.config["strategy"]
+        stored = search.study.config["strategy"]
+        # a one-shot study stores its method's spec; one made before stored a placeholder
+        if oneshot.is_method(stored) or not oneshot.is_method(search.strategy):
+            out["strategy"] = stored
     return json.loads(json.dumps(out, default=str))
 
 
@@ -138,10 +142,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
               f"same command again to resume (they run first).", file=sys.stderr, flush=True)
         return 130
     if search.storage:
-        out = _config_beside(Path(str(search.storage).removeprefix("sqlite:///")),
-                             search._study().name)
-        stored = search._study().settings
-        if out.exists() and stored is not None and differences(stored, search._settings()):
+        study = search.results.study  # the one run() opened
+        out = _config_beside(Path(str(search.storage).removeprefix("sqlite:///")), study.name)
+        stored, now = study.settings, search.objective.settings()
+        if out.exists() and stored is not None and differences(stored, now):
             print(f"{out} keeps the study's own settings (this run overrode them)")
             return 0
         partial = out.with_name(out.name + ".partial")  # a kill never leaves half a file

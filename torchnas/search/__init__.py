@@ -1,9 +1,15 @@
-"""The NAS path for PyTorch models: :class:`ModelSearch` (the facade most users call), what it
-measures on built models, its checks before the first trial, its results (kept models,
-retrain, export) and the settings a resumed study must share.
+"""The NAS path for PyTorch models: :class:`ModelSearch` (the facade most users call) and its
+parts: :class:`ModelObjective` (what one trial runs; workers and one-shot methods receive it),
+:class:`SearchResults` (kept models, retrain, export), the settings objects
+:class:`CostSettings`, :class:`WarmStart` and :class:`Fidelity`, the checks before the first
+trial and the settings a resumed study must share.
 """
 
 from torchnas.search._export import FORMATS, load_model, read_export, save_model
 from torchnas.search._model_search import ModelSearch, Rejected
+from torchnas.search._objective import ModelObjective
+from torchnas.search._options import CostSettings, Fidelity, WarmStart
+from torchnas.search._results import SearchResults
 
-__all__ = ["FORMATS", "ModelSearch", "Rejected", "load_model", "read_export", "save_model"]
+__all__ = ["FORMATS", "CostSettings", "Fidelity", "ModelObjective", "ModelSearch", "Rejected",
+           "SearchResults", "WarmStart", "load_model", "read_export", "save_model"]

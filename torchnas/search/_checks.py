@@ -1,7 +1,7 @@
-"""What :class:`~torchnas.ModelSearch` checks before (and as) a search starts: that models of
-the space run on the data (one per branch: every value of every decision is met), that
-objectives and constraints name metrics the trials report, and that a reopened study was
-searched with this same space."""
+"""What :class:`~torchnas.ModelSearch` checks before (and as) a search starts: its settings
+(before storage is touched), that models of the space run on the data (one per branch: every
+value of every decision is met), that objectives and constraints name metrics the trials
+report, and that a reopened study was searched with this same space."""
 
 from __future__ import annotations
 
@@ -18,14 +18,60 @@ import torch
 from torch import nn
 
 from torchnas import data as tn_data
+from torchnas import execution, oneshot
+from torchnas._util.checks import check_bool, check_int
 from torchnas._util.errors import ConfigError, SpaceError
+from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas.search._export import check_path
+from torchnas.search._options import CostSettings, Fidelity, WarmStart
 from torchnas.space import HP, Coverage, Domain, FixedSource, SpaceInfo, sweep
 from torchnas.space._cover import MAX_RUNS
+from torchnas.strategies import resolve as resolve_strategy
 from torchnas.study import Study
+from torchnas.study._objectives import parse_constraints, parse_objectives
 
-__all__ = ["check_metric_names", "first_arch", "probe_model", "warn_if_another_space"]
+__all__ = ["DEFAULT_OBJECTIVES", "check_metric_names", "check_settings", "first_arch",
+           "probe_model", "warn_if_another_space"]
 
 log = logging.getLogger("torchnas")
+
+#: The objectives of a search that names none.
+DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
+
+
+def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
+    """The settings of a search (``ModelSearch.get_params()``), checked before storage is
+    touched: the strategy (or one-shot method), the executor, the seed, the counts, the plan,
+    the export path, the objectives and constraints (each a metric ``trainer`` or the built
+    model reports), ``cost``, ``warm_start`` and ``fidelity``.
+
+    Raises:
+        ConfigError: naming the first bad setting.
+    """
+    strategy = params["strategy"]
+    if oneshot.is_method(strategy):
+        oneshot.resolve(strategy)
+    else:
+        resolve_strategy(strategy)
+    execution.resolve(params["executor"], params["workers"])
+    seed = params["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    for key, low in (("keep_models", 0), ("executions_per_trial", 1), ("retrain_attempts", 1)):
+        check_int("ModelSearch", key, params[key], low)
+    check_bool("ModelSearch", "override_settings", params["override_settings"])
+    execution.Plan(trials=params["trials"], timeout=params["timeout"],
+                   max_failures=params["max_failures"], retries=params["retries"],
+                   trial_timeout=params["trial_timeout"]).check()
+    if params["export_to"] is not None:
+        check_path(params["export_to"])
+    names = [*parse_objectives(params["objectives"] or DEFAULT_OBJECTIVES),
+             *parse_constraints(params["constraints"])]
+    CostSettings.parse(params["cost"])
+    WarmStart.parse(params["warm_start"])
+    Fidelity.parse(params["fidelity"])
+    known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS), *PROXIES]
+    check_metric_names(names, known)
 
 
 def first_arch(info: SpaceInfo) -> dict[str, Any]:

@@ -2,13 +2,12 @@
 objectives and constraints, rejection before training, and the proxy warm start.
 
 :class:`ModelMetrics` is the part of :class:`~torchnas.ModelSearch` that needs only the built
-model: it validates the ``cost`` and ``warm_start`` settings, measures what the objectives and
-constraints name, says why a model breaks a constraint, and queues the proxy's best picks.
+model: it measures what the objectives and constraints name, says why a model breaks a
+constraint, and queues the proxy's best picks (its settings: :mod:`torchnas.search._options`).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,21 +21,15 @@ from torchnas._util.table import format_metric
 from torchnas.evaluation import COST_METRICS, PROXIES
 from torchnas.evaluation._cost import measure
 from torchnas.evaluation._proxies import FLOAT_INPUTS, rank_architectures
+from torchnas.search._options import CostSettings, WarmStart
 from torchnas.space import HP
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
 from torchnas.study._objectives import is_feasible, parse_constraints, parse_objectives
 
-__all__ = ["COST_DEFAULTS", "WARM_START_DEFAULTS", "ModelMetrics", "Rejected", "parse_fidelity"]
+__all__ = ["ModelMetrics", "Rejected"]
 
 log = logging.getLogger("torchnas")
-
-#: ``cost`` settings of a search and their defaults (see :func:`torchnas.metrics.latency`).
-COST_DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 1, "warmup": 5, "repeats": 30,
-                                 "threads": None, "backward": False, "proxy_batch_size": 64}
-#: ``warm_start`` settings and their defaults. ``naswot`` ranked ``chain_cnn`` on MNIST-1D best
-#: of the five proxies (Spearman 0.87 against trained accuracy; ``benchmarks/proxies.py``).
-WARM_START_DEFAULTS: dict[str, Any] = {"proxy": "naswot", "samples": 200, "top": 10}
 
 DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
 
@@ -55,37 +48,23 @@ class ModelMetrics:
 
     Args:
         objectives, constraints: the search's (objectives default to ``val_accuracy``).
-        cost: ``None`` or a mapping over :data:`COST_DEFAULTS`.
-        warm_start: ``None`` (off) or a mapping over :data:`WARM_START_DEFAULTS`.
+        cost: how the model metrics are measured.
+        warm_start: the proxy warm start (``None``: off).
         seed: the search's seed (the proxy batch and the warm start's sampling derive from it).
 
     Raises:
-        ConfigError: at construction, for an unknown key, a bad count, a device that is not a
-            torch device (or CUDA without CUDA) or an unknown proxy.
+        ConfigError: at construction, for a CUDA ``cost.device`` without CUDA.
     """
 
     def __init__(self, objectives: Any, constraints: Mapping[str, Any] | None,
-                 cost: Mapping[str, Any] | None, warm_start: Mapping[str, Any] | None,
-                 seed: int) -> None:
+                 cost: CostSettings, warm_start: WarmStart | None, seed: int) -> None:
         self.objectives = parse_objectives(objectives or DEFAULT_OBJECTIVES)
         self.constraints = parse_constraints(constraints)
         self.seed = seed
-        self.cost = _with_defaults("cost", cost, COST_DEFAULTS,
-                                   ("batch_size", "repeats", "proxy_batch_size"))
-        try:
-            device = torch.device(self.cost["device"])
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"cost: device {self.cost['device']!r} is not a torch device"
-                              ) from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"cost: device {self.cost['device']!r} but CUDA is not available")
-        self.warm_start: dict[str, Any] | None = None
-        if warm_start is not None:
-            self.warm_start = _with_defaults("warm_start", warm_start, WARM_START_DEFAULTS,
-                                             ("samples", "top"))
-            if self.warm_start["proxy"] not in PROXIES:
-                raise ConfigError(f"warm_start: proxy must be one of {', '.join(PROXIES)}, "
-                                  f"got {self.warm_start['proxy']!r}")
+        self.cost = cost
+        if torch.device(cost.device).type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"cost: device {cost.device!r} but CUDA is not available")
+        self.warm_start = warm_start
         #: The warm start's ``(score, architecture)`` pairs, best first, once it ran.
         self.ranking: list[tuple[float, dict[str, Any]]] | None = None
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -107,7 +86,7 @@ class ModelMetrics:
         used = {n: "an objective" for n in self.objectives if n in PROXIES}
         used.update({n: "a constraint" for n in self.constraints if n in PROXIES and n not in used})
         if self.warm_start is not None:
-            used.setdefault(self.warm_start["proxy"], "the warm start")
+            used.setdefault(self.warm_start.proxy, "the warm start")
         return used
 
     def check_inputs(self, dataset: tn_data.Data) -> None:
@@ -139,7 +118,7 @@ class ModelMetrics:
             return self._batch
         self.check_inputs(dataset)
         train = dataset.train
-        size = min(self.cost["proxy_batch_size"], len(train))  # type: ignore[arg-type]
+        size = min(self.cost.proxy_batch_size, len(train))  # type: ignore[arg-type]
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "proxy batch") % 2**63)
         rows = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:size]]  # type: ignore[arg-type]
         self._batch = (torch.stack([torch.as_tensor(r[0]) for r in rows]),
@@ -155,7 +134,7 @@ class ModelMetrics:
         names = [n for n in dict.fromkeys(names) if n in COST_METRICS or n in PROXIES]
         if not names:
             return {}
-        cost = {k: v for k, v in self.cost.items() if k != "proxy_batch_size"}
+        cost = {k: v for k, v in self.cost.to_dict().items() if k != "proxy_batch_size"}
         example = torch.as_tensor(dataset.train[0][0]).unsqueeze(0)
         batch = self.proxy_batch(dataset) if any(n in PROXIES for n in names) else None
         return measure(model, names, example, batch=batch, seed=self.seed, **cost)
@@ -174,7 +153,7 @@ class ModelMetrics:
         """Queues the proxy's best architectures before the first trial of a new study (a
         study with trials or a queue already is left alone)."""
         warm = self.warm_start
-        if warm is None or study.trials or study._log.queue:
+        if warm is None or study.trials or study.queued:
             return
         limits = [n for n in self.constraints if n in COST_METRICS]
 
@@ -183,46 +162,10 @@ class ModelMetrics:
 
         x, y = self.proxy_batch(dataset)
         ranking = rank_architectures(
-            space_fn, warm["proxy"], x, y, samples=warm["samples"], device=self.cost["device"],
+            space_fn, warm.proxy, x, y, samples=warm.samples, device=self.cost.device,
             seed=derive_seed(self.seed, "warm start") % 2**31, accept=accept)
         self.ranking = ranking
-        for _, arch in ranking[: warm["top"]]:
+        for _, arch in ranking[: warm.top]:
             study.enqueue(arch)
         log.info("warm start: %d of %d architectures queued by %s",
-                 min(warm["top"], len(ranking)), len(ranking), warm["proxy"])
-
-
-def parse_fidelity(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A search's ``fidelity`` checked, defaults filled in: ``{"width": w, "epochs": e or
-    None, "data": f}`` (width and data in (0, 1], epochs an integer >= 1)."""
-    out = _with_defaults("fidelity", given, {"width": 1.0, "epochs": None, "data": 1.0}, ())
-    for key, value in out.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key == "epochs" and value is not None:
-            if not (number and value == int(value) and value >= 1):
-                raise ConfigError(f"fidelity: epochs must be an integer >= 1, got {value!r}")
-            out[key] = int(value)
-        elif key != "epochs":
-            if not (number and 0 < value <= 1):
-                raise ConfigError(f"fidelity: {key} must be in (0, 1], got {value!r}")
-            out[key] = float(value)
-    return out
-
-
-def _with_defaults(key: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],
-                   counts: Sequence[str]) -> dict[str, Any]:
-    """``given`` over ``defaults``; an unknown key, or a count below 1, is a ConfigError."""
-    if given is not None and not isinstance(given, Mapping):
-        raise ConfigError(f"{key} must be a mapping of settings, got {given!r}")
-    for k in given or {}:
-        if k not in defaults:
-            near = difflib.get_close_matches(str(k), list(defaults), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ConfigError(f"{key}: unknown key {k!r}{hint} (valid: {', '.join(defaults)})")
-    out = {**defaults, **(given or {})}
-    for k in counts:
-        if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
-            raise ConfigError(f"{key}: {k} must be an integer >= 1, got {out[k]!r}")
-    return out
-
-
+                 min(warm.top, len(ranking)), len(ranking), warm.proxy)

@@ -1,4 +1,9 @@
-"""The NAS path for PyTorch models: space + data + trainer + study, in one object."""
+"""The NAS path for PyTorch models: space + data + trainer + study, in one object.
+
+:class:`ModelSearch` is the facade: its constructor is the config, :meth:`ModelSearch.run` the
+loop around the study. What a trial runs is its :class:`~torchnas.search.ModelObjective`; what
+it hands back, its :class:`~torchnas.search.SearchResults`.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +11,43 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from torchnas import data as tn_data
-from torchnas import execution, oneshot
-from torchnas._util.checks import check_bool, check_int
-from torchnas._util.errors import ConfigError, SpaceError, TrialPruned
-from torchnas.evaluation import COST_METRICS, PROXIES, Trainer, summary
+from torchnas import oneshot
+from torchnas._util.errors import ConfigError
+from torchnas._util.registry import Configurable
+from torchnas.evaluation import Trainer
+from torchnas.oneshot import OneShotResult
 from torchnas.report._console import ProgressBar
-from torchnas.search._checks import check_metric_names, probe_model, warn_if_another_space
-from torchnas.search._export import check_path
-from torchnas.search._model_metrics import ModelMetrics, Rejected, parse_fidelity
+from torchnas.search._checks import (
+    DEFAULT_OBJECTIVES,
+    check_settings,
+    probe_model,
+    warn_if_another_space,
+)
+from torchnas.search._model_metrics import ModelMetrics, Rejected
+from torchnas.search._objective import ModelObjective, SpaceFn
+from torchnas.search._options import CostSettings, Fidelity, WarmStart
 from torchnas.search._results import SearchResults
-from torchnas.search._seeds import RetrainReport, better, merge_executions
-from torchnas.search._settings import check_resumed_settings, resume_line, search_settings
-from torchnas.space import HP, FixedSource, SpaceInfo, explore
-from torchnas.space import builtin as spaces
+from torchnas.search._seeds import RetrainReport
+from torchnas.search._settings import check_resumed_settings, resume_line
+from torchnas.space import SpaceInfo, explore
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
-from torchnas.strategies import Strategy, derive_seed, resolve
+from torchnas.strategies import Strategy
 from torchnas.study import Study
-from torchnas.study._objectives import parse_constraints, parse_objectives
 from torchnas.study._trial import FrozenTrial
 
 __all__ = ["ModelSearch", "Rejected"]
 
 log = logging.getLogger("torchnas")
 
-SpaceFn = Callable[[HP], nn.Module]
 
-
-class ModelSearch(SearchResults):
+class ModelSearch(Configurable):
     """Searches architectures of a space on a dataset, then hands back the best model.
 
     The constructor is the config (the YAML file of ``torchnas search`` holds these keywords);
@@ -54,7 +62,8 @@ class ModelSearch(SearchResults):
         strategy: a strategy name, object or ``{"name": ..., **kwargs}``; a one-shot method's
             name (``tn.oneshot.available()``: ``darts``, ``gdas``, ``spos``, ...) runs one
             weight-sharing search instead, whose derived architecture is retrained and recorded
-            as a trial (:meth:`_run_oneshot`).
+            as a trial (:func:`torchnas.oneshot.run_search`; the study stores the method's
+            spec as its strategy).
         scheduler: early-stopping scheduler, or ``None``.
         trials: the study's total number of finished trials to reach (a resumed search
             only runs the rest).
@@ -73,14 +82,15 @@ class ModelSearch(SearchResults):
         redraws: how many times a trial draws its decisions again when they repeat an
             architecture already evaluated or running (de-duplication; 0 turns it off): the
             strategy is asked again, and past half of them the decisions are drawn uniformly.
-        cost: how model metrics are measured (defaults:
-            :data:`torchnas.search._model_metrics.COST_DEFAULTS`): ``device`` (target of
+        cost: how model metrics are measured: a :class:`~torchnas.search.CostSettings` or a
+            mapping of its keys (``None``: the defaults): ``device`` (target of
             ``latency_ms`` and ``peak_memory``; the proxies run there too), ``batch_size``,
             ``warmup``, ``repeats``, ``threads`` (of ``latency_ms``), ``backward``
             (``peak_memory`` of a training step) and ``proxy_batch_size`` (training samples,
             drawn once from the seed, that proxies score on).
-        warm_start: ``{"proxy": "naswot", "samples": 200, "top": 10}`` (the defaults; ``{}``
-            takes them all): before the first trial of a new study, ``samples`` random
+        warm_start: a :class:`~torchnas.search.WarmStart` or a mapping of its keys,
+            ``{"proxy": "naswot", "samples": 200, "top": 10}`` (the defaults; ``{}`` takes
+            them all; ``None``: off): before the first trial of a new study, ``samples`` random
             architectures are scored with the proxy and the ``top`` ones (among those meeting
             the model-only constraints) are queued to be trained first. A resumed study is not
             warm-started again; the scoring's time is not part of ``timeout``.
@@ -94,7 +104,8 @@ class ModelSearch(SearchResults):
         retries: how many times a failed architecture is queued again.
         fidelity: a low-fidelity search (the proxy task of DARTS and ProxylessNAS): trials
             train a cheaper version of each candidate, and the retraining of the chosen one
-            (``retrain``, :meth:`best_model`) is at full fidelity. Keys, any of:
+            (``retrain``, :meth:`best_model`) is at full fidelity. A
+            :class:`~torchnas.search.Fidelity` or a mapping of any of its keys:
             ``"width"`` (in (0, 1]: channel and unit counts scaled by it, in spaces that pass
             them through :meth:`HP.scale <torchnas.space.HP.scale>`: every built-in space
             does), ``"epochs"`` (the trials' epochs instead of the trainer's) and ``"data"``
@@ -130,6 +141,12 @@ class ModelSearch(SearchResults):
     metrics and the reason (the strategy learns from it; it counts towards ``trials``). When
     every objective and constraint is a model metric, nothing is trained.
 
+    The search's parts: :attr:`objective` (what a trial runs: a picklable
+    :class:`~torchnas.search.ModelObjective` that worker processes and one-shot methods
+    receive), :attr:`results` (a :class:`~torchnas.search.SearchResults` over the study:
+    :meth:`best_model`, :meth:`export` and the other result methods here call it) and the
+    study (:meth:`make_study`).
+
     Example:
         >>> import torchnas as tn
         >>> search = tn.ModelSearch(space="mlp", data="digits", trials=2, progress=False,
@@ -159,13 +176,13 @@ class ModelSearch(SearchResults):
         progress: bool = True,
         max_failures: int | None = 10,
         redraws: int = 10,
-        cost: Mapping[str, Any] | None = None,
-        warm_start: Mapping[str, Any] | None = None,
+        cost: CostSettings | Mapping[str, Any] | None = None,
+        warm_start: WarmStart | Mapping[str, Any] | None = None,
         workers: int = 1,
         executor: str | dict[str, Any] | None = None,
         trial_timeout: float | None = None,
         retries: int = 0,
-        fidelity: Mapping[str, Any] | None = None,
+        fidelity: Fidelity | Mapping[str, Any] | None = None,
         keep_models: int = 3,
         executions_per_trial: int = 1,
         retrain_attempts: int = 3,
@@ -202,17 +219,14 @@ class ModelSearch(SearchResults):
         self.override_settings = override_settings
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
-        self.test_accuracy: float | None = None
-        self.test_metrics: dict[str, float] = {}
-        self.retrain_report: RetrainReport | None = None
-        self._deadline: float | None = None  # wall clock: trials may run on other machines
+        self.oneshot_result: OneShotResult | None = None  # a one-shot search's, once run
+        self._results: SearchResults | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """What worker processes receive: no live study; the space function is rebuilt there
-        (the loaded data is kept, so workers do not load it again)."""
+        """A pickled search has no live study (nor results over it); its objective pickles
+        without the space function."""
         state = dict(self.__dict__)
-        state["study"] = None
-        state.pop("space_fn", None)
+        state.update(study=None, _results=None)
         return state
 
     # -- resolved pieces ------------------------------------------------------------------------
@@ -228,45 +242,66 @@ class ModelSearch(SearchResults):
         tn_data.validate(bundle)
         return bundle
 
-    @functools.cached_property
+    @property
     def space_fn(self) -> SpaceFn:
         """The space function (a built-in space is created for the data's shape)."""
-        kwargs = dict(self.space_kwargs or {})
-        if isinstance(self.space, str):
-            kwargs.setdefault("input_shape", self.dataset.input_shape)
-            kwargs.setdefault("num_classes", self.dataset.num_classes)
-            fn: SpaceFn = spaces.create(self.space, **kwargs)
-            return fn
-        if not callable(self.space):
-            raise ConfigError(f"space must be a function build(hp) or a name, got {self.space!r}")
-        return functools.partial(self.space, **kwargs) if kwargs else self.space
+        return self.objective.space_fn
 
     @property
     def space_name(self) -> str | None:
         """The registered name of the space, when it is a built-in one."""
         return self.space if isinstance(self.space, str) else None
 
+    @property
+    def study_name(self) -> str:
+        """``name``, or ``"<space>-<data>"``."""
+        if self.name:
+            return self.name
+        space = self.space_name or getattr(self.space, "__name__", "space")
+        return f"{space}-{self.data if isinstance(self.data, str) else self.dataset.name}"
+
     def _trainer(self) -> Trainer:
         return self.trainer if self.trainer is not None else Trainer()
 
     @functools.cached_property
-    def _fidelity(self) -> dict[str, Any]:
-        """``fidelity``, checked: ``{"width": w, "epochs": e or None, "data": f}``."""
-        return parse_fidelity(self.fidelity)
+    def model_metrics(self) -> ModelMetrics:
+        """The cost metrics, proxies, rejection and warm start of this search (``cost`` and
+        ``warm_start`` converted and checked here: :meth:`check` does it first)."""
+        return ModelMetrics(self.objectives, self.constraints, CostSettings.parse(self.cost),
+                            WarmStart.parse(self.warm_start), self.seed)
 
-    def _trial_trainer(self) -> Trainer:
-        """The trainer of the trials (the fidelity's epochs, when given)."""
-        trainer, epochs = self._trainer(), self._fidelity["epochs"]
-        return trainer if epochs is None else Trainer(**{**trainer.get_params(),
-                                                         "epochs": epochs})
+    @property
+    def warm_start_ranking(self) -> list[tuple[float, dict[str, Any]]] | None:
+        """The warm start's ``(score, architecture)`` pairs, best first (after :meth:`run`
+        started a new study with ``warm_start``)."""
+        return self.model_metrics.ranking
 
     @functools.cached_property
-    def _trial_data(self) -> tn_data.Data:
-        """The data the trials train on (the fidelity's subset of the training split)."""
-        seed = derive_seed(self.seed, "fidelity data") % 2**63
-        return self.dataset.subset(self._fidelity["data"], seed=seed)
+    def artifacts(self) -> ArtifactStore:
+        """Where the trained weights of the best ``keep_models`` trials are kept."""
+        return ArtifactStore(artifacts_dir(self.storage, self.study_name))
 
-    def check(self) -> SpaceInfo:
+    @functools.cached_property
+    def objective(self) -> ModelObjective:
+        """What each trial runs (picklable: process and Ray workers receive it)."""
+        return ModelObjective(
+            self.space, self.dataset, self._trainer(), self.model_metrics,
+            Fidelity.parse(self.fidelity), self.seed, space_kwargs=self.space_kwargs,
+            redraws=self.redraws, executions_per_trial=self.executions_per_trial,
+            keep_models=self.keep_models, artifacts=self.artifacts)
+
+    @property
+    def results(self) -> SearchResults:
+        """The results of this search's study (:meth:`make_study` opens it when needed)."""
+        study = self._study()
+        if self._results is None or self._results.study is not study:
+            self._results = SearchResults(study, self.objective,
+                                          retrain_attempts=self.retrain_attempts,
+                                          progress=self.progress)
+        return self._results
+
+    # -- checks ---------------------------------------------------------------------------------
+    def check(self) -> SpaceInfo:  # type: ignore[override]  # it also returns what it explored
         """Validates data and space before any trial: explores the space (a malformed one
         fails here, naming the label) and runs one built model on a batch of the data; checks
         the trainer's settings too, and refuses a zero-cost proxy the inputs cannot feed."""
@@ -278,167 +313,30 @@ class ModelSearch(SearchResults):
             trainer.check()
         except ValueError as exc:
             raise ConfigError(f"trainer: {exc}") from None
-        self._check_study_settings(trainer)
+        check_settings(self.get_params(), trainer)
         self.model_metrics.check_inputs(bundle)
         info = explore(self.space_fn, seed=self.seed)
         probe_model(self.space_fn, info, bundle)
         self.space_info = info
         return info
 
-    def _check_study_settings(self, trainer: Trainer) -> None:
-        """Strategy, objectives and constraints, checked before storage is touched: each
-        objective and constraint must be a metric the trainer reports."""
-        if oneshot.is_method(self.strategy):
-            oneshot.resolve(self.strategy)
-        else:
-            resolve(self.strategy)
-        execution.resolve(self.executor, self.workers)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        for key, low in (("keep_models", 0), ("executions_per_trial", 1),
-                         ("retrain_attempts", 1)):
-            check_int("ModelSearch", key, getattr(self, key), low)
-        check_bool("ModelSearch", "override_settings", self.override_settings)
-        execution.Plan(trials=self.trials, timeout=self.timeout, max_failures=self.max_failures,
-                       retries=self.retries, trial_timeout=self.trial_timeout).check()
-        if self.export_to is not None:
-            check_path(self.export_to)
-        names = [*parse_objectives(self.objectives or {"val_accuracy": "max"}),
-                 *parse_constraints(self.constraints)]
-        known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS),
-                 *PROXIES]
-        self.model_metrics  # noqa: B018 - checks the cost and warm_start settings
-        self._fidelity  # noqa: B018 - and the fidelity
-        check_metric_names(names, known)
-
     def make_study(self) -> Study:
-        """The study this search runs in (created or reopened from ``storage``)."""
-        default_name = f"{self.space_name or getattr(self.space, '__name__', 'space')}-" + (
-            self.data if isinstance(self.data, str) else self.dataset.name
-        )
+        """The study this search runs in (created or reopened from ``storage``). A one-shot
+        search's study stores the method's spec as its strategy."""
+        strategy = (oneshot.resolve(self.strategy)[1] if oneshot.is_method(self.strategy)
+                    else self.strategy)
         return Study(
-            name=self.name or default_name, storage=self.storage,
-            objectives=self.objectives if self.objectives is not None else {"val_accuracy": "max"},
+            name=self.study_name, storage=self.storage,
+            objectives=self.objectives if self.objectives is not None else DEFAULT_OBJECTIVES,
             constraints=self.constraints, scheduler=self.scheduler, seed=self.seed,
-            strategy="random" if oneshot.is_method(self.strategy) else self.strategy,
-            settings=self._settings(),
-        )
+            strategy=strategy, settings=self.objective.settings())
 
-    # -- metrics of the built model: cost, proxies, rejection, warm start ------------------------
-    @functools.cached_property
-    def model_metrics(self) -> ModelMetrics:
-        """The cost metrics, proxies, rejection and warm start of this search (settings checked
-        when first used: :meth:`check` does)."""
-        return ModelMetrics(self.objectives, self.constraints, self.cost, self.warm_start,
-                            self.seed)
-
-    @property
-    def warm_start_ranking(self) -> list[tuple[float, dict[str, Any]]] | None:
-        """The warm start's ``(score, architecture)`` pairs, best first (after :meth:`run`
-        started a new study with ``warm_start``)."""
-        return self.model_metrics.ranking
-
-    def _measure(self, model: nn.Module, names: Sequence[str] | None = None) -> dict[str, float]:
-        """The model metrics among ``names`` (see :meth:`ModelMetrics.measure`)."""
-        return self.model_metrics.measure(model, self.dataset, names)
+    def _study(self) -> Study:
+        if self.study is None:
+            self.study = self.make_study()
+        return self.study
 
     # -- the search -----------------------------------------------------------------------------
-    def _train_seed(self, number: int, execution: int = 0) -> int:
-        """The seed of trial ``number``'s weights and training (its retraining reuses it);
-        each further execution (``executions_per_trial``) has its own."""
-        if execution:
-            return derive_seed(self.seed, "train", number, execution) % (2**31)
-        return derive_seed(self.seed, "train", number) % (2**31)
-
-    def _build(self, arch: Mapping[str, Any], seed: int, width: float = 1.0) -> nn.Module:
-        """The model of ``arch`` at ``width``, its weights initialised from ``seed``."""
-        hp = HP(FixedSource(arch))
-        hp.width = width
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = self.space_fn(hp)
-        if set(arch) - set(hp.arch):
-            raise SpaceError(f"the architecture has labels this space never met: "
-                             f"{sorted(set(arch) - set(hp.arch))}")
-        return model
-
-    @functools.cached_property
-    def artifacts(self) -> ArtifactStore:
-        """Where the trained weights of the best ``keep_models`` trials are kept."""
-        root = artifacts_dir(self.storage, self._study().name)
-        return ArtifactStore(root)
-
-    def keep_trained(self, number: int, model: nn.Module, seed: int, width: float = 1.0,
-                     execution: int = 0) -> None:
-        """Writes trial ``number``'s trained weights to :attr:`artifacts` (the search drops
-        those of trials that leave the best ``keep_models``)."""
-        if self.keep_models:
-            self.artifacts.save(number, model, {"seed": seed, "width": width,
-                                                "execution": execution})
-
-    def _objective(self, hp: HP) -> dict[str, float]:
-        assert hp.trial is not None
-        trial = hp.trial
-        seed = self._train_seed(trial.number)
-        for attempt in range(self.redraws + 1):
-            hp.width = self._fidelity["width"]
-            with torch.random.fork_rng(devices=[]):  # initial weights: same seed, same model
-                torch.manual_seed(seed)
-                model = self.space_fn(hp)
-            twin = trial.duplicate_of()
-            if twin is None or attempt == self.redraws:
-                break
-            log.info("trial %d repeats trial %d's architecture: drawing again", trial.number, twin)
-            # the strategy first; past half the redraws, uniformly at random
-            hp = trial.redraw(uniform=2 * (attempt + 1) > self.redraws)
-        trial.commit()
-        if hp.width == 1.0:
-            measured = self._measure(model)
-        else:  # costs are those of the full-width model, the one deployed
-            full = self._build(hp.arch, seed)
-            measured = self._measure(full, [*self.model_metrics.named, "params"])
-            del full
-
-        if (reason := self.model_metrics.rejection(measured)) is not None:
-            return Rejected(measured, reason)
-        if not self.model_metrics.trains:
-            return measured
-
-        def check_deadline(step: float) -> None:
-            if self._deadline is not None and time.time() > self._deadline:
-                raise TrialPruned(f"the search's timeout passed during epoch {step}")
-
-        def report(step: int, metrics: Mapping[str, float]) -> None:
-            # with the costs: schedulers rank on every objective, a pruned trial keeps them
-            trial.report(step, {**metrics, **measured})
-            check_deadline(step)
-
-        runs: list[dict[str, float]] = []
-        best: tuple[int, nn.Module, int] | None = None
-        objective = next(iter(self.objectives_parsed.items()))
-        for run in range(self.executions_per_trial):
-            run_seed = self._train_seed(trial.number, run)
-            if run:  # only the first execution reports to the scheduler
-                model = self._build(hp.arch, run_seed, hp.width)
-            metrics = self._trial_trainer().fit(
-                model, self._trial_data, params=hp.arch, seed=run_seed, budget=trial.budget,
-                report=report if run == 0 else lambda step, _: check_deadline(step))
-            runs.append(metrics)
-            if best is None or better(metrics, runs[best[0]], objective):
-                best = (run, model, run_seed)
-        assert best is not None
-        self.keep_trained(trial.number, best[1], best[2], hp.width, best[0])
-        return {**merge_executions(runs, self.objectives_parsed), **measured}
-
-    @functools.cached_property
-    def objectives_parsed(self) -> dict[str, str]:
-        """``{metric: direction}`` of the objectives."""
-        return parse_objectives(self.objectives or {"val_accuracy": "max"})
-
-    def _settings(self) -> dict[str, Any]:
-        """What gives this search's trials their meaning (stored with a new study)."""
-        return search_settings(self)
-
     def run(self) -> Study:
         """Checks the inputs, then runs trials until ``trials`` have finished in the study or
         ``timeout`` passes; prints the leaderboard; retrains/exports when asked.
@@ -449,13 +347,15 @@ class ModelSearch(SearchResults):
             return self._run_oneshot()
         info = self.check()
         study = self.study = self.make_study()
-        check_resumed_settings(self, study)
+        objective = self.objective
+        check_resumed_settings(study, objective.settings(), storage=self.storage,
+                               override=self.override_settings)
         warn_if_another_space(study, info)
         if info.size is not None and self.trials is not None and self.trials > info.size:
             log.warning("the space has %d architecture(s) and trials=%d: 'grid' stops once it "
                         "has run them all, other strategies repeat them", info.size, self.trials)
-        self.model_metrics.queue_warm_start(study, self.space_fn, self.dataset)
-        self.artifacts  # noqa: B018 - resolved here: process and Ray workers write to it too
+        self.model_metrics.queue_warm_start(study, objective.space_fn, self.dataset)
+        results = self.results
         before = study.trials
         finished = sum(t.state.finished for t in before)
         remaining = None if self.trials is None else max(0, self.trials - finished)
@@ -465,49 +365,20 @@ class ModelSearch(SearchResults):
             if self.progress:
                 print(line, flush=True)
         first = next(iter(study.objectives.items()))
-        self._deadline = None if self.timeout is None else time.time() + self.timeout
+        objective.deadline = None if self.timeout is None else time.time() + self.timeout
         if remaining != 0:
             bar = ProgressBar(self.trials, self.timeout, first, enabled=self.progress,
                               done=before)
             try:
-                study.optimize(self._objective, trials=remaining, timeout=self.timeout,
+                study.optimize(objective, trials=remaining, timeout=self.timeout,
                                workers=self.workers, executor=self.executor,
-                               callbacks=[self._keep_best, bar], max_failures=self.max_failures,
+                               callbacks=[results.keep_best, bar], max_failures=self.max_failures,
                                retries=self.retries, trial_timeout=self.trial_timeout)
             finally:
                 bar.close()
-                self._keep_best(study)
-        if self.progress:
-            print(self.leaderboard(), file=sys.stdout, flush=True)
-        if (self.retrain or self.export_to) and not study._ranked():
-            log.warning("no trial completed (feasible) in study %r: nothing to retrain or export",
-                        study.name)
-            if self.progress:
-                print("No trial completed within the budget: nothing to retrain or export.",
-                      flush=True)
-        elif self.retrain or self.export_to:
-            model = self.best_model(retrain=True)
-            if self.export_to:
-                path = self.export(self.export_to, model)
-                if self.progress:
-                    print(f"Best model written to {path}", flush=True)
+                results.keep_best()
+        self._finish(study)
         return study
-
-    def _keep_best(self, study: Study, trial: FrozenTrial | None = None) -> None:
-        """Drops the kept weights of finished trials no longer among the best
-        ``keep_models`` (a study callback; running trials' files are left alone)."""
-        if not self.keep_models:
-            return
-        best = study.top_trials(self.keep_models)
-        top = {t.number for t in best}
-        states = {t.number: t.state for t in study.trials}
-        store = self.artifacts
-        store.discard(n for n in store.kept()
-                      if n not in top and n in states and states[n].finished)
-        for t in best:  # a kept model's summary, for `torchnas best` (which runs no space)
-            if store.has(t.number) and "summary" not in store.meta(t.number):
-                text = str(summary(self.trial_model(t), self.dataset))
-                store.update_meta(t.number, {"summary": text, "arch": t.arch})
 
     def _run_oneshot(self) -> Study:
         """The one-shot path: one supernet search of the space (``timeout`` bounds it), the
@@ -515,11 +386,79 @@ class ModelSearch(SearchResults):
         (same storage); the result (``self.oneshot_result``: architecture weights, history,
         collapse report) is also written beside a SQLite storage (see
         :func:`torchnas.oneshot.run_search`). ``trials`` and ``redraws`` do not apply."""
-        self.oneshot_result = oneshot.run_search(self)
-        return self._study()
+        method, _ = oneshot.resolve(self.strategy)
+        self.check()
+        study = self.study = self.make_study()
+        self.oneshot_result = oneshot.run_search(method, self.objective, study,
+                                                 storage=self.storage, timeout=self.timeout,
+                                                 progress=self.progress)
+        self._finish(study)
+        return study
 
-    # -- results --------------------------------------------------------------------------------
-    def _study(self) -> Study:
-        if self.study is None:
-            self.study = self.make_study()
-        return self.study
+    def _finish(self, study: Study) -> None:
+        """The end of both paths: the leaderboard; the retraining and export when asked."""
+        if self.progress:
+            print(self.leaderboard(), file=sys.stdout, flush=True)
+        if not (self.retrain or self.export_to):
+            return
+        if not study.ranked():
+            log.warning("no trial completed (feasible) in study %r: nothing to retrain or export",
+                        study.name)
+            if self.progress:
+                print("No trial completed within the budget: nothing to retrain or export.",
+                      flush=True)
+            return
+        model = self.best_model(retrain=True)
+        if self.export_to:
+            path = self.export(self.export_to, model)
+            if self.progress:
+                print(f"Best model written to {path}", flush=True)
+
+    # -- results (see SearchResults) ------------------------------------------------------------
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The best trial by the first objective (the front's first for several objectives)."""
+        return self.results.best_trial
+
+    def leaderboard(self, top: int = 10) -> str:
+        """The best trials as a table."""
+        return self.results.leaderboard(top)
+
+    def get_best_hyperparameters(self, n: int = 1) -> list[dict[str, Any]]:
+        """The architectures of the ``n`` best trials, best first (Keras Tuner's method)."""
+        return self.results.get_best_hyperparameters(n)
+
+    def get_best_models(self, n: int = 1) -> list[nn.Module]:
+        """The trained models of the ``n`` best trials, best first, their kept weights loaded
+        (see :meth:`SearchResults.get_best_models`)."""
+        return self.results.get_best_models(n)
+
+    def trial_model(self, trial: FrozenTrial) -> nn.Module:
+        """``trial``'s own trained model (its kept weights; eval mode)."""
+        return self.results.trial_model(trial)
+
+    def best_model(self, retrain: bool = True, trial: FrozenTrial | None = None) -> nn.Module:
+        """The best architecture (or ``trial``'s) as a trained model, retrained on train+val
+        unless ``retrain=False`` (see :meth:`SearchResults.best_model`)."""
+        return self.results.best_model(retrain, trial)
+
+    def export(self, path: str | Path, model: nn.Module | None = None,
+               trial: FrozenTrial | None = None) -> Path:
+        """Writes the best model (or ``trial``'s) to ``path`` (see
+        :meth:`SearchResults.export`)."""
+        return self.results.export(path, model, trial)
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        """The test metrics of the model :meth:`best_model` last retrained."""
+        return {} if self._results is None else self._results.test_metrics
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """``test_metrics["test_accuracy"]``, when measured."""
+        return self.test_metrics.get("test_accuracy")
+
+    @property
+    def retrain_report(self) -> RetrainReport | None:
+        """How the last retraining went (``None`` before one)."""
+        return None if self._results is None else self._results.retrain_report

@@ -1,6 +1,7 @@
 """What a finished search hands back: the best trials and their kept trained models, the
 leaderboard, the best model retrained on train+val (checked against its trial), and its
-export. :class:`~torchnas.ModelSearch` inherits it."""
+export. :class:`~torchnas.ModelSearch` holds one as ``search.results`` (its methods of the same
+names call it)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchnas import data as tn_data
-from torchnas.evaluation import Trainer
+from torchnas.evaluation import Trainer, summary
 from torchnas.report._console import leaderboard, state_counts
 from torchnas.search._export import save_model
+from torchnas.search._objective import ModelObjective
 from torchnas.search._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
-from torchnas.storage._artifacts import ArtifactStore
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
 from torchnas.study._trial import FrozenTrial
@@ -31,41 +30,35 @@ log = logging.getLogger("torchnas")
 
 
 class SearchResults:
-    """The results part of :class:`~torchnas.ModelSearch` (the search provides the study, the
-    space, the data, the trainer, the kept weights and the trials' seeds)."""
+    """The results of a search, read from its study: best trials, kept trained models, the
+    leaderboard, the retrained best model and its export.
 
-    space_kwargs: Any
-    progress: bool
-    seed: int
-    keep_models: int
-    retrain_attempts: int
-    test_accuracy: float | None
-    test_metrics: dict[str, float]
-    retrain_report: RetrainReport | None
+    Args:
+        study: the search's study.
+        objective: what its trials ran (the space, the data, the trainer, the kept weights
+            and the trials' seeds: a model is rebuilt exactly as its trial built it).
+        retrain_attempts: how many seeds a retraining on train+val may try.
+        progress: print the retraining's outcome (and a failed retrain's warning).
 
-    @property
-    def dataset(self) -> tn_data.Data:
-        raise NotImplementedError
+    Attributes:
+        test_metrics: the test metrics of the model :meth:`best_model` last returned
+            retrained (empty before, or without a test split).
+        retrain_report: how that retraining went (``None`` before).
+    """
 
-    @property
-    def artifacts(self) -> ArtifactStore:
-        raise NotImplementedError
-
-    def _study(self) -> Study:
-        raise NotImplementedError
-
-    def _trainer(self) -> Trainer:
-        raise NotImplementedError
-
-    def _train_seed(self, number: int, execution: int = 0) -> int:
-        raise NotImplementedError
-
-    def _build(self, arch: Mapping[str, Any], seed: int, width: float = 1.0) -> nn.Module:
-        raise NotImplementedError
+    def __init__(self, study: Study, objective: ModelObjective, *, retrain_attempts: int = 3,
+                 progress: bool = False) -> None:
+        self.study = study
+        self.objective = objective
+        self.retrain_attempts = retrain_attempts
+        self.progress = progress
+        self.test_metrics: dict[str, float] = {}
+        self.retrain_report: RetrainReport | None = None
 
     @property
-    def space_name(self) -> str | None:
-        raise NotImplementedError
+    def test_accuracy(self) -> float | None:
+        """``test_metrics["test_accuracy"]``, when measured."""
+        return self.test_metrics.get("test_accuracy")
 
     @property
     def best_trial(self) -> FrozenTrial:
@@ -73,7 +66,7 @@ class SearchResults:
         return self._top(1)[0]
 
     def _top(self, n: int) -> list[FrozenTrial]:
-        study = self._study()
+        study = self.study
         top = study.top_trials(n)
         if not top:
             raise ValueError(f"study {study.name!r} has no complete feasible trial yet")
@@ -81,9 +74,9 @@ class SearchResults:
 
     def leaderboard(self, top: int = 10) -> str:
         """The best trials as a table."""
-        study = self._study()
+        study = self.study
         head = f"Leaderboard of {study.name!r} ({state_counts(study.trials)})"
-        return head + "\n" + leaderboard(study._ranked(), study.objectives, top=top)
+        return head + "\n" + leaderboard(study.ranked(), study.objectives, top=top)
 
     def get_best_hyperparameters(self, n: int = 1) -> list[dict[str, Any]]:
         """The architectures of the ``n`` best trials, best first (Keras Tuner's method of that
@@ -102,17 +95,17 @@ class SearchResults:
 
     def trial_model(self, trial: FrozenTrial) -> nn.Module:
         """``trial``'s own trained model (its kept weights; eval mode)."""
-        store = self.artifacts
+        store, keep = self.objective.artifacts, self.objective.keep_models
         if not store.has(trial.number):
             kept = store.kept()
             raise ValueError(
                 f"trial {trial.number}'s trained weights were not kept (keep_models="
-                f"{self.keep_models} keeps the best {self.keep_models}; kept now: "
+                f"{keep} keeps the best {keep}; kept now: "
                 f"{kept or 'none'}, in {store.root}): retrain it with "
                 f"best_model(retrain=True, trial=...) or search with a larger keep_models")
         meta = store.meta(trial.number)
-        seed = int(meta.get("seed", self._train_seed(trial.number)))
-        model = self._build(trial.arch, seed, float(meta.get("width", 1.0)))
+        seed = int(meta.get("seed", self.objective.train_seed(trial.number)))
+        model = self.objective.build(trial.arch, seed, float(meta.get("width", 1.0)))
         model.load_state_dict(store.load_weights(trial.number))
         return model.eval()
 
@@ -124,22 +117,22 @@ class SearchResults:
         final training loss is compared with the trial's; a retrain that ends clearly worse is
         tried again with another seed (up to ``retrain_attempts``), and if it stays worse a
         warning says so and the trial's own model is returned when its weights were kept.
-        The test split is touched for the chosen model only: ``self.test_metrics`` (and
-        ``self.test_accuracy``) are the returned model's, ``self.retrain_report`` has the
+        The test split is touched for the chosen model only: :attr:`test_metrics` (and
+        :attr:`test_accuracy`) are the returned model's, :attr:`retrain_report` has the
         attempts and the trial's own model's test metrics.
         """
         chosen = trial or self.best_trial
         if not retrain:
             return self.trial_model(chosen)
-        trainer = self._trainer()
-        bundle = self.dataset
+        objective = self.objective
+        trainer, bundle = objective.trainer, objective.dataset
         report = RetrainReport(chosen.number, chosen.metrics.get("train_loss"))
-        seeds = [self._train_seed(chosen.number)] + [
-            derive_seed(self.seed, "retrain", chosen.number, k) % 2**31
+        seeds = [objective.train_seed(chosen.number)] + [
+            derive_seed(objective.seed, "retrain", chosen.number, k) % 2**31
             for k in range(1, self.retrain_attempts)]
 
         def train(seed: int) -> tuple[nn.Module, float]:
-            model = self._build(chosen.arch, seed)
+            model = objective.build(chosen.arch, seed)
             fit = trainer.fit(model, bundle, params=chosen.arch, seed=seed, final=True)
             return model, fit["train_loss"]
 
@@ -152,7 +145,7 @@ class SearchResults:
         model, report.attempts = retrain_with_retries(train, seeds, report.trial_train_loss,
                                                       retrying)
         report.seconds = time.monotonic() - start
-        own = self.trial_model(chosen) if self.artifacts.has(chosen.number) else None
+        own = self.trial_model(chosen) if objective.artifacts.has(chosen.number) else None
         if bundle.test is not None:
             report.test_metrics = _test_metrics(trainer, model, bundle.test)
             if own is not None:
@@ -164,7 +157,6 @@ class SearchResults:
                 report.test_metrics = dict(report.trial_test_metrics or {})
         self.retrain_report = report
         self.test_metrics = dict(report.test_metrics)
-        self.test_accuracy = self.test_metrics.get("test_accuracy")
         if self.progress:
             print(_retrain_line(report), flush=True)
         return model
@@ -196,9 +188,10 @@ class SearchResults:
         chosen = trial or self.best_trial
         if model is None:
             model = self.best_model(retrain=True, trial=chosen)
+        bundle, space = self.objective.dataset, self.objective.space_name
         meta: dict[str, Any] = {"trial": chosen.number, "metrics": chosen.metrics,
-                                "input_shape": list(self.dataset.input_shape),
-                                "num_classes": self.dataset.num_classes}
+                                "input_shape": list(bundle.input_shape),
+                                "num_classes": bundle.num_classes}
         if self.test_accuracy is not None:
             meta["test_accuracy"] = self.test_accuracy
         if self.test_metrics:
@@ -206,13 +199,30 @@ class SearchResults:
         if self.retrain_report is not None and self.retrain_report.trial == chosen.number:
             meta["retrain"] = {"chosen": self.retrain_report.chosen,
                                "attempts": [vars(a) for a in self.retrain_report.attempts]}
-        kwargs = dict(self.space_kwargs or {})
-        if self.space_name is not None:
-            kwargs.setdefault("input_shape", list(self.dataset.input_shape))
-            kwargs.setdefault("num_classes", self.dataset.num_classes)
-        example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
-        return save_model(path, model, chosen.arch, space=self.space_name, space_kwargs=kwargs,
+        kwargs = dict(self.objective.space_kwargs or {})
+        if space is not None:
+            kwargs.setdefault("input_shape", list(bundle.input_shape))
+            kwargs.setdefault("num_classes", bundle.num_classes)
+        example = torch.as_tensor(bundle.train[0][0]).unsqueeze(0)
+        return save_model(path, model, chosen.arch, space=space, space_kwargs=kwargs,
                           meta=meta, example_input=example)
+
+    def keep_best(self, study: Study | None = None, trial: FrozenTrial | None = None) -> None:
+        """Drops the kept weights of finished trials no longer among the best ``keep_models``
+        (running trials' files are left alone), and writes the kept models' summaries for
+        ``torchnas best`` (which runs no space). A study callback: the arguments are unused."""
+        keep, store = self.objective.keep_models, self.objective.artifacts
+        if not keep:
+            return
+        best = self.study.top_trials(keep)
+        top = {t.number for t in best}
+        states = {t.number: t.state for t in self.study.trials}
+        store.discard(n for n in store.kept()
+                      if n not in top and n in states and states[n].finished)
+        for t in best:
+            if store.has(t.number) and "summary" not in store.meta(t.number):
+                text = str(summary(self.trial_model(t), self.objective.dataset))
+                store.update_meta(t.number, {"summary": text, "arch": t.arch})
 
 
 def _test_metrics(trainer: Trainer, model: nn.Module, test: Any) -> dict[str, float]:

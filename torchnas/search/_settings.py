@@ -1,5 +1,7 @@
-"""What gives a search's trials their meaning (trainer, data, space, fidelity), how a reopened
-study's stored settings are compared with a new run's, and the line a resumed search prints."""
+"""What gives a search's trials their meaning (trainer, data, space, fidelity: stored with a new
+study, see :meth:`ModelObjective.settings <torchnas.search._objective.ModelObjective.settings>`),
+how a reopened study's stored settings are compared with a new run's, and the line a resumed
+search prints."""
 
 from __future__ import annotations
 
@@ -12,11 +14,10 @@ from torchnas._util.errors import ConfigError
 from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
-    from torchnas.search._model_search import ModelSearch
     from torchnas.study import Study
 
 __all__ = ["MEANINGLESS_TRAINER_KEYS", "check_resumed_settings", "differences", "resume_line",
-           "search_settings", "trial_settings"]
+           "trial_settings"]
 
 log = logging.getLogger("torchnas")
 
@@ -41,43 +42,24 @@ def trial_settings(*, trainer: Mapping[str, Any], data: Mapping[str, Any], space
     return loaded
 
 
-def search_settings(search: ModelSearch) -> dict[str, Any]:
-    """What gives ``search``'s trials their meaning: its trainer (but where and how fast it
-    runs), the data (name, shapes, split sizes), the space and its arguments, the fidelity
-    and the executions per trial."""
-    bundle = search.dataset
-    sizes: dict[str, int | None] = {}
-    for split in ("train", "val", "test"):
-        part = getattr(bundle, split)
-        try:
-            sizes[split] = None if part is None else len(part)
-        except TypeError:  # a Dataset without a length
-            sizes[split] = None
-    space = search.space if isinstance(search.space, str) else (
-        f"{getattr(search.space, '__module__', '?')}:{getattr(search.space, '__qualname__', '?')}")
-    return trial_settings(
-        trainer=search._trainer().get_params(), space=space, space_kwargs=search.space_kwargs,
-        data={"name": bundle.name, "input_shape": list(bundle.input_shape),
-              "num_classes": bundle.num_classes, **sizes},
-        fidelity=search._fidelity, executions_per_trial=search.executions_per_trial)
-
-
-def check_resumed_settings(search: ModelSearch, study: Study) -> None:
-    """Refuses to go on with a stored study whose trials meant something else (a
-    :class:`ConfigError` naming each difference), unless ``search.override_settings``."""
+def check_resumed_settings(study: Study, settings: Mapping[str, Any], *, storage: Any = None,
+                           override: bool = False) -> None:
+    """Refuses to go on with a stored study (in ``storage``) whose trials meant something else
+    than this run's ``settings`` (a :class:`ConfigError` naming each difference), unless
+    ``override``."""
     stored = study.settings
     if stored is None:  # a study created before settings were stored, or by Study itself
         return
-    changed = differences(stored, search_settings(search))
+    changed = differences(stored, settings)
     if not changed:
         return
     listing = "; ".join(changed)
-    if search.override_settings:
+    if override:
         log.warning("study %r goes on with other settings than it was created with (%s): its "
                     "trials mix both", study.name, listing)
         return
     raise ConfigError(
-        f"study {study.name!r} in {search.storage} was created with other settings: {listing}. "
+        f"study {study.name!r} in {storage} was created with other settings: {listing}. "
         f"Its trials would mix both. Give another name (name=... or --set name=...) for a new "
         f"study, or override_settings=True (--set override_settings=true) to go on anyway")
 
