@@ -1,14 +1,10 @@
-"""The contract every built-in space keeps (timm's test_models.py, for spaces).
-
-Parametrized over ``tn.spaces.list()``: a space registered later is covered with no change here.
-Each space is created for 1-D signals ``(C, L)``, flat vectors ``(L,)`` and images
-``(C, H, W)``, and for two and ten classes.
+"""The registry of built-in spaces, and what the ``mlp`` and ``chain_cnn`` spaces promise. The
+contract every built-in space keeps (timm's test_models.py, for spaces) runs in
+``test_contract_spaces.py`` (``torchnas.testing.spaces``).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,110 +14,16 @@ from torch import nn
 import torchnas as tn
 from torchnas.space import Bool, Categorical, Float, Int
 
-SPACES = tn.spaces.list()
-SHAPES = [(1, 40), (40,), (1, 8, 8), (3, 16, 16)]
-CLASSES = [2, 10]
-SAMPLES = 10
-
-
-def shape_id(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
-
-
-contract = pytest.mark.parametrize(
-    ("name", "shape", "num_classes"),
-    [(n, s, k) for n in SPACES for s in SHAPES for k in CLASSES],
-    ids=[f"{n}-{shape_id(s)}-{k}cls" for n in SPACES for s in SHAPES for k in CLASSES],
-)
+SPACES = tn.spaces.available()
 
 
 def create(name: str, shape: tuple[int, ...], num_classes: int) -> Any:
     return tn.spaces.create(name, input_shape=shape, num_classes=num_classes)
 
 
-def sampled(space: Any, n: int = SAMPLES, seed: int = 0) -> list[tuple[dict[str, Any], nn.Module]]:
-    """``n`` architectures drawn by the random strategy of a real study, with their models."""
-    study = tn.Study(strategy="random", seed=seed, objectives={"val_accuracy": "max"})
-    out = []
-    for _ in range(n):
-        trial = study.ask()
-        model = space(trial.hp)
-        out.append((trial.arch, model))
-        study.tell(trial, 0.5)
-    assert [t.arch for t in study.trials] == [a for a, _ in out]
-    return out
-
-
 def test_registry_lists_the_documented_spaces() -> None:
     assert {"mlp", "chain_cnn"} <= set(SPACES)
     assert sorted(SPACES) == SPACES
-
-
-# -- the contract -------------------------------------------------------------------------------
-@contract
-def test_explore_finds_a_finite_structure(name: str, shape: tuple[int, ...],
-                                          num_classes: int) -> None:
-    info = tn.explore(create(name, shape, num_classes))
-    assert info.labels and info.runs > 0 and not info.errors
-    assert info.discrete_size is not None and info.discrete_size > 1
-    summary = info.summary()
-    for label in info.labels:
-        assert label in summary
-    assert "Size:" in summary
-
-
-@contract
-def test_sampled_models_classify_and_rebuild(name: str, shape: tuple[int, ...],
-                                            num_classes: int) -> None:
-    space = create(name, shape, num_classes)
-    labels = set(tn.explore(space).labels)
-    archs = sampled(space)
-    assert len({tn.arch_key(a) for a, _ in archs}) > 1, "the strategy drew one architecture"
-    x = torch.randn(3, *shape)
-    for arch, model in archs:
-        assert set(arch) <= labels
-        assert json.loads(json.dumps(arch)) == arch  # a plain JSON dict
-        model.train()
-        assert model(x).shape == (3, num_classes)
-        model.eval()
-        with torch.no_grad():
-            out = model(x[:1])
-        assert out.shape == (1, num_classes) and torch.isfinite(out).all()
-        again = tn.build(space, arch)
-        assert {k: v.shape for k, v in again.state_dict().items()} == {
-            k: v.shape for k, v in model.state_dict().items()
-        }
-        assert type(again) is type(model)
-        assert [type(m) for m in again.modules()] == [type(m) for m in model.modules()]
-
-
-@contract
-def test_models_export_and_load_with_identical_outputs(
-    name: str, shape: tuple[int, ...], num_classes: int, tmp_path: Path
-) -> None:
-    space = create(name, shape, num_classes)
-    x = torch.randn(4, *shape)
-    for i, (arch, model) in enumerate(sampled(space, seed=1)):
-        with torch.no_grad():
-            model.train()(x)  # moves batch-norm running statistics off their initial values
-        model.eval()
-        path = tn.save_model(tmp_path / f"m{i}.pt", model, arch, space=name,
-                             space_kwargs={"input_shape": list(shape),
-                                           "num_classes": num_classes})
-        loaded = tn.load_model(path)
-        assert not loaded.training
-        with torch.no_grad():
-            assert torch.equal(loaded(x), model(x))
-
-
-@pytest.mark.parametrize("name", SPACES)
-def test_bad_shapes_are_space_errors(name: str) -> None:
-    with pytest.raises(tn.SpaceError, match="num_classes"):
-        tn.explore(tn.spaces.create(name, input_shape=(1, 40), num_classes=1))
-    with pytest.raises(tn.SpaceError, match="input_shape"):
-        tn.explore(tn.spaces.create(name, input_shape=(), num_classes=10))
-    with pytest.raises(tn.SpaceError, match="input_shape"):
-        tn.explore(tn.spaces.create(name, input_shape=(1, 0), num_classes=10))
 
 
 @pytest.mark.parametrize("name", SPACES)

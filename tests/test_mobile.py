@@ -1,4 +1,4 @@
-"""The ``mobile`` space's own promises (the shared contract is tests/test_builtin_spaces.py):
+"""The ``mobile`` space's own promises (the shared contract is tests/test_contract_spaces.py):
 its labels, MobileNetV2's inverted residual blocks in the data's dimension, residuals exactly
 where shapes match, and a size that trains in a search on a CPU."""
 

@@ -1,7 +1,8 @@
 """Several objectives: non-dominated sorting, hypervolume, NSGA-II, MOTPE, "auto", MO-ASHA.
 
-The contract suite (tests/test_strategies.py) runs on ``nsga2`` and ``motpe`` too (one objective,
-replay, conditional labels); this file checks what makes them multi-objective.
+The strategy contract (tests/test_contract_strategies.py) runs on ``nsga2`` and ``motpe`` too
+(conditional labels, replay of one and of two objectives); this file checks what makes them
+multi-objective.
 """
 
 from __future__ import annotations
@@ -342,18 +343,4 @@ def test_mo_asha_prunes_dominated_trials_from_reports_of_every_objective() -> No
 def test_mo_asha_setting_errors_name_the_setting() -> None:
     with pytest.raises(tn.ConfigError, match="reduction_factor"):
         tn.Study(objectives=TWO, scheduler={"name": "mo_asha", "reduction_factor": 1})
-
-
-def test_multi_objective_strategies_replay_the_same_trials(tmp_path: Path) -> None:
-    for name in ("nsga2", "motpe"):
-        whole = tn.Study(objectives=TWO, strategy=name, seed=4)
-        whole.optimize(two, trials=30)
-        part = tn.Study(name=name, storage=tmp_path / "r.db", objectives=TWO, strategy=name,
-                        seed=4)
-        part.optimize(two, trials=17)
-        part.journal.close()
-        resumed = tn.load_study(tmp_path / "r.db", name=name)
-        resumed.optimize(two, trials=13)
-        assert [t.arch for t in resumed.trials] == [t.arch for t in whole.trials]
-        resumed.journal.close()
 

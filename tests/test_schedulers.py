@@ -1,12 +1,14 @@
 """Schedulers: the median rule, successive halving (ASHA/SHA), Hyperband and curve
-extrapolation on synthetic learning curves with known outcomes; resume from SQLite; the
-Trainer's budgets (epochs, data) counted sample by sample; one real search on digits."""
+extrapolation on synthetic learning curves with known outcomes; the Trainer's budgets (epochs,
+data) counted sample by sample; one real search on digits. The contract every registered
+scheduler keeps (resume from SQLite, no pruning without reports or below the minimum budget)
+runs in ``test_contract_schedulers.py``."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,26 +27,9 @@ from torchnas.schedulers import (
     SuccessiveHalvingScheduler,
     fit_power_law,
 )
+from torchnas.testing.schedulers import curves_objective
 
 COMPLETE, PRUNED = tn.TrialState.COMPLETE, tn.TrialState.PRUNED
-Curve = Callable[[int], Sequence[float]]  # trial number -> its value at steps 1, 2, ...
-
-
-def curves_objective(curve: Curve, stop: Callable[[int, int], bool] | None = None,
-                     ) -> Callable[[tn.HP], float]:
-    """An objective that reports ``curve(number)`` at steps 1, 2, ... and returns its end."""
-
-    def objective(hp: tn.HP) -> float:
-        assert hp.trial is not None
-        hp.float("x", 0.0, 1.0)
-        values = curve(hp.trial.number)
-        for step, value in enumerate(values, start=1):
-            if stop is not None and stop(hp.trial.number, step):
-                raise KeyboardInterrupt
-            hp.trial.report(step, {"acc": value, "loss": 1 - value})
-        return values[-1]
-
-    return objective
 
 
 def study(scheduler: Any, **kw: Any) -> tn.Study:
@@ -317,32 +302,7 @@ def test_curve_prunes_a_report_at_the_worst_value(direction: str, bad: float) ->
     assert outcome(s) == [("complete", 10), ("pruned", 6)]
 
 
-# -- resume -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("scheduler", [
-    {"name": "asha", "max_budget": 9}, {"name": "hyperband", "max_budget": 9},
-    {"name": "median", "startup_trials": 2}])
-def test_a_reopened_study_prunes_as_an_uninterrupted_one(
-        tmp_path: Path, scheduler: dict[str, Any]) -> None:
-    def curve(n: int) -> list[float]:
-        return [((n * 7) % 11) / 11 + 0.01 * s for s in range(9)]
-
-    whole = study(scheduler)
-    whole.optimize(curves_objective(curve), trials=14)
-    path = str(tmp_path / "s.db")
-    first = study(scheduler, storage=path, name="s")
-    first.optimize(curves_objective(curve), trials=5)
-    # the next run dies during trial 6's step 2: it stays INTERRUPTED and runs again first
-    with pytest.raises(KeyboardInterrupt):
-        tn.load_study(path).optimize(
-            curves_objective(curve, stop=lambda n, step: n == 6 and step == 2), trials=9)
-    resumed = tn.load_study(path)
-    assert resumed.scheduler is not None and resumed.scheduler.get_params() == (
-        schedulers.create(**scheduler).get_params())
-    resumed.optimize(curves_objective(curve), trials=14 - 6)
-    assert outcome(resumed) == outcome(whole)
-    assert any(state == "pruned" for state, _ in outcome(whole))
-
-
+# -- a strategy's default scheduler -------------------------------------------------------------
 class WithDefault(tn.strategies.RandomStrategy):
     name = "random_with_default"
     default_scheduler: ClassVar[Any] = {"name": "median", "startup_trials": 1}

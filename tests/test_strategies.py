@@ -1,14 +1,10 @@
-"""One contract for every registered strategy, plus the grid's and the registry's own promises.
-
-Modelled on Optuna's ``pytest_samplers.py`` and NNI's strategy sanity tests: each strategy in
-``tn.strategies.available()`` runs on a toy conditional space with a known optimum, so a strategy
-added to the registry is tested here without a line of new test code.
+"""The grid's, random search's and the registry's own promises, and the study's replay. The
+contract every registered strategy keeps runs in ``test_contract_strategies.py``
+(``torchnas.testing.strategies``).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +13,9 @@ import pytest
 import torchnas as tn
 from torchnas.space import Domain
 from torchnas.strategies import AskContext, GridStrategy, RandomStrategy, Strategy
+from torchnas.testing.strategies import toy
 
 STRATEGIES = tn.strategies.available()
-
-OPTIMUM = 1.0
-"""At kind=cnn, depth=3, width=32, lr=1e-2 (a point of the default 5-point log grid)."""
-TRIALS = 80
-"""More than the 70 grid points of ``toy``. Random search's best over these trials was >= 0.85
-for each of the seeds 0..199, so the bar below leaves a margin."""
-BAR = OPTIMUM - 0.2
-
-
-def toy(hp: tn.HP) -> float:
-    """Conditional space: 9 cnn + 4 mlp + 1 none structures, times a log-scaled lr."""
-    kind = hp.choice("kind", ["mlp", "cnn", "none"])
-    if kind == "cnn":
-        depth = hp.int("depth", 1, 3)
-        width = hp.choice("width", [8, 16, 32])
-        quality = 0.5 + 0.125 * (depth - 1) + 0.25 * {8: 0.0, 16: 0.5, 32: 1.0}[width]
-    elif kind == "mlp":
-        units = hp.int("units", 16, 64, step=16)
-        quality = 0.4 + 0.2 * (units - 16) / 48
-    else:
-        quality = 0.1
-    lr = hp.float("lr", 1e-3, 1e-1, log=True)
-    return quality - 0.1 * abs(math.log10(lr) + 2)
 
 
 def study(strategy: str | Strategy | dict[str, Any], seed: int = 0,
@@ -54,74 +28,7 @@ def archs(s: tn.Study) -> list[dict[str, Any]]:
     return [t.arch for t in s.trials]
 
 
-# -- the contract every strategy meets ----------------------------------------------------------
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_proposals_are_inside_their_domains_and_respect_conditions(name: str) -> None:
-    s = study(name)
-    s.optimize(toy, trials=40)
-    trials = s.trials
-    assert len(trials) == 40
-    for t in trials:
-        assert t.state is tn.TrialState.COMPLETE, t.error
-        assert list(t.arch) == list(t.domains)
-        for label, value in t.arch.items():
-            assert t.domains[label].contains(value), (label, value)
-        expected = {"kind", "lr"} | {"cnn": {"depth", "width"}, "mlp": {"units"},
-                                      "none": set()}[t.arch["kind"]]
-        assert set(t.arch) == expected
-        assert tn.build(toy, t.arch) == t.value("score")  # the arch is all it takes
-    assert len({t.key for t in trials}) >= 30  # it explores rather than repeating itself
-
-
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_finds_a_point_near_the_optimum(name: str) -> None:
-    s = study(name, seed=0)
-    s.optimize(toy, trials=TRIALS)
-    best = s.best_trial
-    assert BAR <= best.value("score") <= OPTIMUM + 1e-9
-    assert best.value("score") == max(t.value("score") for t in s.trials)
-
-
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_same_seed_same_architectures(name: str) -> None:
-    first, second = study(name, seed=7), study(name, seed=7)
-    first.optimize(toy, trials=25)
-    second.optimize(toy, trials=25)
-    assert archs(first) == archs(second)
-
-
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_resumed_study_proposes_what_an_uninterrupted_one_does(name: str, tmp_path: Path) -> None:
-    whole = study(name, seed=11)
-    whole.optimize(toy, trials=30)
-    path = tmp_path / "resume.db"
-    part = study(name, seed=11, storage=path)
-    part.optimize(toy, trials=15)
-    part.journal.close()
-    resumed = tn.load_study(path)  # strategy and seed come from storage
-    assert resumed.seed == 11 and resumed.strategy.name == part.strategy.name
-    assert len(resumed.trials) == 15
-    resumed.optimize(toy, trials=15)
-    assert archs(resumed) == archs(whole)
-    assert [t.number for t in resumed.trials] == list(range(30))
-    resumed.journal.close()
-
-
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_constructor_is_the_config(name: str) -> None:
-    strategy = tn.strategies.create(name)
-    params = strategy.get_params()
-    json.dumps(params)  # stored with the study
-    again = tn.strategies.create(name, **params)
-    assert type(again) is type(strategy) and again.get_params() == params
-    assert repr(again) == repr(strategy)
-    resolved, spec = tn.strategies.resolve(strategy)
-    assert resolved is strategy
-    json.dumps(spec)
-    assert type(tn.strategies.resolve(spec)[0]) is type(strategy)
-    assert not strategy.exhausted()
-
-
+# -- replay ---------------------------------------------------------------------------------------
 class Recording(RandomStrategy):
     """Random search that remembers what it was told (to check the study's replay)."""
 

@@ -1,8 +1,9 @@
 """Evolution, local search and the RL controller: their own promises.
 
-The contract suite (tests/test_strategies.py) runs on them too; this file checks what makes each
-one what it is: aging and tournaments, moves that respect conditional spaces, de-duplication
-against finished and running trials, climbing and restarts, a policy that learns, and replay.
+The contract suite (tests/test_contract_strategies.py) runs on them too; this file checks what
+makes each one what it is: aging and tournaments, moves that respect conditional spaces,
+de-duplication against finished and running trials, climbing and restarts, a policy that learns,
+and replay.
 """
 
 from __future__ import annotations
