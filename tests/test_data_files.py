@@ -19,7 +19,7 @@ import torchnas as tn
 from torchnas._util.errors import ConfigError, DataError
 from torchnas.cli import build_search, main
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+DOCS = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
 SPECIES = ["setosa", "versicolor", "virginica"]
 
 
@@ -247,12 +247,12 @@ def test_yaml_files_mapping_builds_the_search(tmp_path: Path, capsys: Any) -> No
     assert isinstance(pets.data, tn.data.Data) and pets.data.input_shape == (1, 8, 8)
 
 
-def test_readme_data_example_runs(capsys: Any) -> None:
-    section = README.split("### Data from files and folders\n", 1)[1]
+def test_the_docs_data_example_splits_as_it_says(capsys: Any) -> None:
+    section = DOCS.split("## From files and folders\n", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, flags=re.S)
     assert code is not None
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    exec(compile(code.group(1), "docs/data.md", "exec"), namespace)
     data = namespace["data"]
     assert (len(data.train), len(data.val), len(data.test)) == (96, 24, 30)
     assert "train=96, val=24, test=30" in capsys.readouterr().out

@@ -1,4 +1,6 @@
-"""The README's promises: its first commands, and its Python example, which runs as written."""
+"""The README's promises: its first commands, and its Python example, which runs as written and
+does what its comments say; and what the results example of docs/evaluation.md hands back.
+(Every block of every page runs in tests/test_docs.py; these check the outcomes too.)"""
 
 from __future__ import annotations
 
@@ -6,16 +8,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+import docblocks
+
 import torchnas as tn
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def blocks(language: str | None = None) -> list[tuple[str, str]]:
-    """``(language, code)`` of every fenced block, in order."""
-    found = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.M | re.S)
-    return [(lang, code) for lang, code in found if language is None or lang == language]
+def blocks(language: str | None = None, page: str = "README.md") -> list[tuple[str, str]]:
+    """``(language, code)`` of every fenced block of ``page``, in order."""
+    return [(b.lang, b.code) for b in docblocks.blocks(ROOT / page)
+            if language is None or b.lang == language]
 
 
 def test_the_first_block_has_the_two_commands() -> None:
@@ -52,10 +55,10 @@ def test_the_python_example_runs(capsys: Any) -> None:
 
 
 def test_the_results_example_runs(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
-    [code] = [c for _, c in blocks("python") if "get_best_models" in c]
+    [code] = [c for _, c in blocks("python", "docs/evaluation.md") if "get_best_models" in c]
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme_results", "tn": tn}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/evaluation.md", "exec"), namespace)
     search = namespace["search"]
     assert len(namespace["models"]) == 2 and len(namespace["archs"]) == 2
     assert search.retrain_report.chosen in ("retrained", "trial")
