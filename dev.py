@@ -2,7 +2,8 @@
 """Set up the development environment and run the main job or the tests.
 
     python3 dev.py search   # set up .venv, then run the README's main job (examples/mnist1d.yaml)
-    python3 dev.py test     # set up .venv, then ruff, mypy and the whole test suite
+    python3 dev.py test     # set up .venv, then ruff, mypy, the import layers and every test
+    python3 dev.py test --fast   # the same without the tests marked slow (the inner loop)
 
 Needs nothing but Python >= 3.10: the virtual environment, PyTorch (CPU build, pinned) and the
 project with its dev extras are installed on first use and refreshed when pyproject.toml changes.
@@ -56,11 +57,16 @@ def main() -> int:
         if task == "search":
             run(BIN / "torchnas", "search", "examples/mnist1d.yaml", *sys.argv[2:])
         else:
+            args = sys.argv[2:]
+            fast = "--fast" in args
+            if fast:
+                args = [a for a in args if a != "--fast"] + ["-m", "not slow"]
             run(BIN / "ruff", "check", "torchnas", "tests", "benchmarks", "examples", "dev.py")
             run(BIN / "mypy")
+            run(BIN / "lint-imports")  # the layer order in pyproject.toml's importlinter
             # Ray starts its own cluster processes: its tests run apart from the xdist workers
-            run(PY, "-m", "pytest", "-n", "2", "-q", "--ignore=tests/test_ray.py", *sys.argv[2:])
-            run(PY, "-m", "pytest", "-q", "tests/test_ray.py", *sys.argv[2:])
+            run(PY, "-m", "pytest", "-n", "2", "-q", "--ignore=tests/test_ray.py", *args)
+            run(PY, "-m", "pytest", "-q", "tests/test_ray.py", *args)
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1
     return 0
