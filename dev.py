@@ -66,7 +66,8 @@ def main() -> int:
             run(BIN / "lint-imports")  # the layer order in pyproject.toml's importlinter
             # Ray starts its own cluster processes: its tests run apart from the xdist workers
             run(PY, "-m", "pytest", "-n", "2", "-q", "--ignore=tests/test_ray.py", *args)
-            run(PY, "-m", "pytest", "-q", "tests/test_ray.py", *args)
+            if not fast:  # every Ray test is marked slow
+                run(PY, "-m", "pytest", "-q", "tests/test_ray.py", *args)
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1
     return 0
