@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -45,6 +46,25 @@ def setup() -> None:
     stamp.write_text(want)
 
 
+def browser() -> None:
+    """Installs Debian's chromium for the dashboard's browser test when it is missing and
+    apt-get can (as root, or through sudo); otherwise that one test is skipped, with a note."""
+    if shutil.which("chromium") or shutil.which("google-chrome") or not shutil.which("apt-get"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"] if shutil.which("sudo") else None
+    if sudo is None:
+        print("+ no chromium and no root: the dashboard's browser test will be skipped")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+            print("+", " ".join(sudo + cmd), flush=True)
+            subprocess.run(sudo + cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        print("+ could not install chromium: the dashboard's browser test will be skipped")
+
+
 def main() -> int:
     task = sys.argv[1] if len(sys.argv) > 1 else ""
     if task not in ("search", "test"):
@@ -58,6 +78,7 @@ def main() -> int:
             run(BIN / "torchnas", "search", "examples/mnist1d.yaml", *sys.argv[2:])
         else:
             args = sys.argv[2:]
+            browser()
             fast = "--fast" in args
             if fast:
                 args = [a for a in args if a != "--fast"] + ["-m", "not slow"]
