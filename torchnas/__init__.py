@@ -4,6 +4,7 @@ Write a space once as ``build(hp)``; search it with any strategy; get back the b
 """
 
 from torchnas import (
+    callbacks,
     data,
     execution,
     metrics,
@@ -48,6 +49,7 @@ __all__ = [
     "__version__",
     "arch_key",
     "build",
+    "callbacks",
     "data",
     "execution",
     "explore",

@@ -31,6 +31,7 @@ from torchnas.report._console import leaderboard
 from torchnas.report._trials import format_trials
 from torchnas.search._model_search import ModelSearch
 from torchnas.search._settings import differences
+from torchnas.search._train_fn import function_name
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.study import Study, load_study
 from torchnas.study._trial import TrialState
@@ -50,6 +51,8 @@ def build_search(config: dict[str, Any], where: str = "config") -> ModelSearch:
         raise TorchnasError(f"{where}: missing required key(s) {missing}")
     if isinstance(kwargs["space"], str) and ":" in kwargs["space"]:
         kwargs["space"] = resolve_object(f"{where}: space", kwargs["space"])
+    if isinstance(kwargs.get("train_fn"), str):  # package.module:function, as space is
+        kwargs["train_fn"] = resolve_object(f"{where}: train_fn", kwargs["train_fn"])
     kwargs["data"] = _data(kwargs["data"], f"{where}: data")
     trainer = kwargs.get("trainer")
     if isinstance(trainer, dict):
@@ -107,18 +110,22 @@ def _loaded(where: str, ref: str, data: Any) -> tn_data.Data:
 
 
 #: :class:`ModelSearch` keywords that say how one run goes, not what its study searches: left
-#: out of the resolved config (running it shows progress, and refuses other settings again).
-RUN_ONLY = ("progress", "override_settings")
+#: out of the resolved config (running it shows progress, and refuses other settings again;
+#: callbacks only watch a run, and may be objects YAML cannot hold).
+RUN_ONLY = ("progress", "override_settings", "callbacks")
 
 
 def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, Any]:
     """The config with every default filled in (written beside the results): each keyword of
     :meth:`ModelSearch.get_params` but :data:`RUN_ONLY`, as the config gave it (else as the
-    search holds it), the trainer with all its arguments, and the study's name, objectives and
-    strategy as stored."""
+    search holds it), the trainer with all its arguments (none with a ``train_fn``, written as
+    ``package.module:function``), and the study's name, objectives and strategy as stored."""
     out = {key: config.get(key, value) for key, value in search.get_params().items()
            if key not in RUN_ONLY}
-    out["trainer"] = search.objective.trainer.get_params()
+    if search.train_fn is None:
+        out["trainer"] = search.objective.trainer.get_params()
+    elif not isinstance(out.get("train_fn"), str):
+        out["train_fn"] = function_name(search.train_fn)
     if search.study is not None:
         out["name"] = search.study.name
         out["objectives"] = search.study.objectives

@@ -8,6 +8,7 @@ __all__ = [
     "SpaceError",
     "TooManyFailures",
     "TorchnasError",
+    "TrainFnError",
     "TrialPruned",
 ]
 
@@ -26,6 +27,12 @@ class DataError(TorchnasError, ValueError):
 
 class ConfigError(TorchnasError, ValueError):
     """A configuration (YAML or keyword arguments) is malformed; the message names the key."""
+
+
+class TrainFnError(ConfigError):
+    """A ``train_fn`` of :class:`~torchnas.ModelSearch` broke its contract (it returned no
+    mapping of numbers, or one without an objective or constraint metric). No trial can do
+    better, so the first trial that meets it stops the search with this error."""
 
 
 class TooManyFailures(TorchnasError, RuntimeError):

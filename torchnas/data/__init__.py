@@ -16,6 +16,7 @@ from torchnas.data._builtin import available, cache_dir, load, register, stratif
 from torchnas.data._bundle import Data, from_datasets, from_tensors, validate
 from torchnas.data._files import from_files
 from torchnas.data._folder import from_folder
+from torchnas.data._tokens import pad_sequences, shift_tokens
 
 __all__ = [
     "Data",
@@ -26,7 +27,9 @@ __all__ = [
     "from_folder",
     "from_tensors",
     "load",
+    "pad_sequences",
     "register",
+    "shift_tokens",
     "stratified_split",
     "validate",
 ]

@@ -75,7 +75,11 @@ def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) 
             of shape ``(1, 40)``, 10 classes; keywords override mnist1d's generation
             arguments, ``data_seed`` its seed, ``cache=False`` skips the cache) or
             ``"digits"`` (scikit-learn's 1797 8x8 digits scaled to [0, 1], shape
-            ``(1, 8, 8)``; ``test_fraction`` defaults to 0.2), or ``"mnist"``,
+            ``(1, 8, 8)``; ``test_fraction`` defaults to 0.2), ``"diabetes"`` (scikit-learn's
+            442-patient regression, 10 standardized features, one float target
+            standardized with the training split's mean and deviation unless
+            ``standardize_target=False``; ``test_fraction`` 0.2; for
+            ``Trainer(task="regression")``), or ``"mnist"``,
             ``"fashion_mnist"``, ``"kmnist"`` (60,000 train+val and 10,000 test 28x28 images
             in [0, 1], shape ``(1, 28, 28)``, 10 classes; downloaded once, MD5-checked, into
             ``cache_dir() / name``, or ``root / name`` with ``root=``; ``mirrors=`` replaces
@@ -217,6 +221,33 @@ def _load_digits(*, val_fraction: float, seed: int, test_fraction: float = 0.2) 
     train, val = rest[kept], rest[held]
     return from_tensors((x[train], y[train]), (x[val], y[val]), (x[test], y[test]),
                         num_classes=10, name="digits")
+
+
+@register("diabetes")
+def _load_diabetes(*, val_fraction: float, seed: int, test_fraction: float = 0.2,
+                   standardize_target: bool = True) -> Data:
+    """scikit-learn's diabetes regression: 442 patients, 10 features ``(10,)`` (standardized
+    with the training split's mean and deviation), one float target, disease progression a
+    year later (25 to 346; standardized the same way unless ``standardize_target=False``)."""
+    _check_fraction("test_fraction", test_fraction)
+    try:
+        from sklearn.datasets import load_diabetes
+    except ImportError as e:
+        raise ImportError(
+            "the 'diabetes' dataset comes from scikit-learn, which is not installed: "
+            "pip install scikit-learn (or pip install 'torchnas[data]')"
+        ) from e
+    x, y = load_diabetes(return_X_y=True, scaled=False)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = round(test_fraction * len(y))
+    n_val = round(val_fraction * (len(y) - n_test))
+    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    x = (x - x[train].mean(0)) / x[train].std(0)
+    if standardize_target:
+        y = (y - y[train].mean()) / y[train].std()
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    return from_tensors((x[train], y[train]), (x[val], y[val]), (x[test], y[test]),
+                        name="diabetes")
 
 
 def _mnist_loader(name: str) -> Loader:

@@ -6,16 +6,17 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from torchnas._util.errors import DataError
 from torchnas.data import Data
+from torchnas.evaluation._tasks import ClassificationTask, Task
+from torchnas.evaluation._tokens import check_token_ids, input_embedding
 
 __all__ = [
     "Batches", "Report", "RunConfig", "evaluate_batches", "make_optimizer", "tensor_pair",
@@ -45,6 +46,8 @@ class RunConfig:
     #: With ``Trainer(budget="data")``: the percentage of the training set each epoch trains
     #: on (and reports as its step); ``None``: all of it, and the step is the epoch.
     data_percents: tuple[int, ...] | None = None
+    #: What the model learns: its loss and metrics.
+    task: Task = field(default_factory=ClassificationTask)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Mixed precision context of a forward pass (a no-op without amp)."""
@@ -64,14 +67,17 @@ class Batches:
 
     With ``split`` (its name, for messages), the batches of a DataLoader (datasets that are
     not tensor datasets, which :func:`~torchnas.data.validate` checks on a sample of items
-    only) are checked as they are read: labels in ``[0, num_classes)`` and finite inputs; a
-    bad batch raises :class:`~torchnas._util.errors.DataError` naming the split.
+    only) are checked as they are read: labels in ``[0, num_classes)``, finite float targets
+    and finite inputs; a bad batch raises :class:`~torchnas._util.errors.DataError` naming
+    the split. With ``embedding`` (``(name, size)`` of the model's input embedding), integer
+    inputs are checked against it: a tensor split at once, a DataLoader's batches as read.
     """
 
     def __init__(self, dataset: Dataset[Any] | DataLoader[Any], batch_size: int,
                  device: torch.device, *, generator: torch.Generator | None = None,
                  num_workers: int = 0, split: str | None = None,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None,
+                 embedding: tuple[str, int] | None = None) -> None:
         dataset = dataset.dataset if isinstance(dataset, DataLoader) else dataset
         if isinstance(dataset, (tuple, list)) or not (
                 hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
@@ -79,10 +85,12 @@ class Batches:
                     if isinstance(dataset, (tuple, list)) else "")
             raise DataError(f"{split or 'dataset'}: expected a torch Dataset of (input, label) "
                             f"pairs or a DataLoader, got {type(dataset).__name__}{hint}")
-        self.split, self.num_classes = split, num_classes
+        self.split, self.num_classes, self.embedding = split, num_classes, embedding
         self.dataset, self.num_workers = dataset, num_workers
         self.batch_size, self.device, self.generator = batch_size, device, generator
         tensors = tensor_pair(dataset)
+        if tensors is not None:
+            check_token_ids(tensors[0], embedding, split or "dataset")
         self.tensors = None if tensors is None else tuple(t.to(device) for t in tensors)
         self.indices: torch.Tensor | None = None  # a subset of the samples (see subset())
         self.loader = None if tensors is not None else DataLoader(
@@ -104,6 +112,14 @@ class Batches:
             if low < 0 or high >= k:
                 raise DataError(f"{where} holds label {low if low < 0 else high}; labels must "
                                 f"be in [0, {k - 1}] (num_classes={k})")
+        if isinstance(y, torch.Tensor) and y.is_floating_point():
+            bad = ~torch.isfinite(y)
+            if bool(bad.any()):
+                nan = int(torch.isnan(y).sum())
+                raise DataError(f"{where} holds {nan} NaN and {int(bad.sum()) - nan} inf "
+                                f"target values")
+        if isinstance(x, torch.Tensor):
+            check_token_ids(x, self.embedding, str(self.split), batch=True)
         if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
             bad = ~torch.isfinite(x)
             if bool(bad.any()):
@@ -161,11 +177,14 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
     weights = [p for p in model.parameters() if p.requires_grad]
     if not weights:
         raise ValueError("model has no trainable parameters")
+    task, embedding = cfg.task, input_embedding(model)
     train = Batches(data.train_val() if final else data.train, cfg.batch_size, cfg.device,
                     generator=generator, num_workers=cfg.num_workers,
-                    split="train+val" if final else "train", num_classes=data.num_classes)
+                    split="train+val" if final else "train", num_classes=data.num_classes,
+                    embedding=embedding)
     val = None if final else Batches(data.val, 512, cfg.device, num_workers=cfg.num_workers,
-                                     split="val", num_classes=data.num_classes)
+                                     split="val", num_classes=data.num_classes,
+                                     embedding=embedding)
     steps: Sequence[int] = range(1, cfg.epochs + 1)
     sizes, order = [train.size] * cfg.epochs, None
     if cfg.data_percents is not None and not final:
@@ -192,8 +211,8 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
                 if len(y) == 1 < cfg.batch_size and batches.size > 1:
                     continue  # a trailing batch of one sample breaks BatchNorm: skip it
                 with cfg.autocast():
-                    loss = F.cross_entropy(model(x).float(), y.long(),
-                                           label_smoothing=cfg.label_smoothing)
+                    loss = task.loss_of(model(x).float(), x, y,
+                                        label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip is not None:
@@ -210,8 +229,8 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
                                          f"try a lower lr or grad_clip")
             metrics = {"train_loss": train_loss}
             if val is not None:
-                result = evaluate_batches(model, val, cfg.autocast)
-                metrics = {"val_accuracy": result["accuracy"], "val_loss": result["loss"],
+                result = evaluate_batches(model, val, cfg.autocast, task)
+                metrics = {**{f"val_{k}": v for k, v in result.items()},
                            "train_loss": train_loss}
                 if report is not None:
                     report(step, dict(metrics))
@@ -223,22 +242,21 @@ def train_epochs(model: nn.Module, data: Data, cfg: RunConfig, generator: torch.
 
 def evaluate_batches(model: nn.Module, batches: Batches,
                      autocast: Callable[[], contextlib.AbstractContextManager[Any]],
-                     ) -> dict[str, float]:
-    """Return ``accuracy`` and mean cross-entropy ``loss``; the model's mode is restored."""
+                     task: Task | None = None) -> dict[str, float]:
+    """The ``task``'s metrics (classification: ``accuracy`` and mean cross-entropy ``loss``);
+    the model's mode is restored."""
     was_training = model.training
     model.eval()
-    loss = torch.zeros((), dtype=torch.float64, device=batches.device)
-    correct = torch.zeros((), dtype=torch.long, device=batches.device)
+    tally = (task or ClassificationTask()).tally()
     try:
         with torch.no_grad():
             for x, y in batches:
                 with autocast():
                     out = model(x).float()
-                loss += F.cross_entropy(out, y.long(), reduction="sum")
-                correct += (out.argmax(1) == y).sum()
+                tally.add(out, x, y)
     finally:
         model.train(was_training)
-    return {"accuracy": int(correct) / batches.size, "loss": float(loss) / batches.size}
+    return tally.result()
 
 
 def make_optimizer(weights: list[nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:

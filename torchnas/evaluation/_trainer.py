@@ -1,4 +1,4 @@
-"""Train and evaluate classifiers: the :class:`Trainer` every NAS trial runs through."""
+"""Train and evaluate models: the :class:`Trainer` every NAS trial runs through."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from torchnas._util.errors import ConfigError
+from torchnas._util.errors import ConfigError, TorchnasError
 from torchnas._util.registry import Configurable
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, Report, RunConfig, evaluate_batches, train_epochs
+from torchnas.evaluation._tasks import TASKS, Task
+from torchnas.evaluation._tokens import input_embedding
 from torchnas.execution._threads import trainer_threads
 
 __all__ = ["Trainer", "evaluate"]
@@ -29,7 +31,7 @@ PARAM_OVERRIDES = ("lr", "optimizer", "batch_size", "weight_decay")
 
 
 class Trainer(Configurable):
-    """Trains a classifier on a :class:`~torchnas.data.Data` bundle; the constructor is the config.
+    """Trains a model on a :class:`~torchnas.data.Data` bundle; the constructor is the config.
 
     Keyword arguments are stored as given and checked in one place, the resolution of the
     settings that :meth:`check` runs (a search calls it before its first trial) and that
@@ -44,6 +46,17 @@ class Trainer(Configurable):
     ``lr_schedule="constant"`` does the same here.
 
     Args:
+        task: What the model learns (:mod:`torchnas.evaluation._tasks`): its loss, the
+            metrics :meth:`fit` reports, the default objective of a search and the data it
+            accepts. ``"classification"`` (one class index per sample: ``val_accuracy``,
+            ``val_loss``), ``"regression"`` (float targets ``(N,)`` or ``(N, k)``: ``val_mse``,
+            ``val_mae``, ``val_r2``, ``val_loss``), ``"sequence"`` (integer tokens ``(N, T)``
+            padded with ``pad_id``, labels per sequence or per token: ``val_accuracy``,
+            ``val_loss``), ``"language_model"`` (next-token targets ``(N, T)``:
+            ``val_perplexity``, ``val_loss``, ``val_accuracy``); ``{"name": ..., **settings}``
+            (``{"name": "sequence", "pad_id": 1}``) or a task object.
+        loss: The task's training loss (``None``: its default). Regression: ``"mse"``,
+            ``"l1"`` or ``"huber"``; the others: ``"cross_entropy"``.
         epochs: Number of passes over the training split.
         batch_size: Samples per optimization step.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
@@ -58,7 +71,7 @@ class Trainer(Configurable):
             train faster with it; ``"float16"`` adds the gradient scaler).
         seed: Seed of shuffling and of random layers (dropout); None for fresh randomness.
         grad_clip: Maximum gradient norm, or None.
-        label_smoothing: Label smoothing of the training loss.
+        label_smoothing: Label smoothing of the training loss (tasks of class labels).
         num_workers: DataLoader workers (datasets that are not tensor datasets).
         threads: torch CPU threads while fitting (restored afterwards); ``None`` leaves torch's
             setting (small models on busy cores train fastest with 1). It is capped, with an
@@ -90,19 +103,23 @@ class Trainer(Configurable):
         ['epochs', 'params', 'train_loss', 'train_seconds', 'val_accuracy', 'val_loss']
     """
 
-    #: Names of the metrics :meth:`fit` returns (what objectives and constraints can use).
+    #: Names of the metrics :meth:`fit` returns for classification (what objectives and
+    #: constraints can use); :meth:`metric_names` gives those of the Trainer's task.
     METRICS: ClassVar[tuple[str, ...]] = (
         "val_accuracy", "val_loss", "train_loss", "params", "train_seconds", "epochs",
     )
 
     def __init__(
-        self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
+        self, *, task: str | Mapping[str, Any] | Task = "classification", loss: str | None = None,
+        epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
         lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
         lr_schedule: str = "cosine", device: str | torch.device = "auto",
         amp: bool | str = True,
         seed: int | None = 0, grad_clip: float | None = None, label_smoothing: float = 0.0,
         num_workers: int = 0, budget: str = "epochs", threads: int | None = None,
     ) -> None:
+        self.task = task
+        self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -128,6 +145,54 @@ class Trainer(Configurable):
         """
         self._config(None, None)
 
+    def get_task(self) -> Task:
+        """The task (``task`` and ``loss`` resolved and checked).
+
+        Raises:
+            ConfigError: for an unknown task, setting or loss.
+        """
+        spec = self.task
+        if isinstance(spec, Task) and self.loss is None:
+            return TASKS.resolve(spec)
+        if isinstance(spec, Task):
+            spec = {"name": spec.name, **spec.get_params()}
+        elif isinstance(spec, str):
+            spec = {"name": spec}
+        elif not (isinstance(spec, Mapping) and isinstance(spec.get("name"), str)):
+            raise ConfigError(f"task must be one of {', '.join(map(repr, TASKS.available()))}, "
+                              f"{{'name': ..., **settings}} or a Task, got {spec!r}")
+        if self.loss is not None:
+            spec = {**spec, "loss": self.loss}
+        try:
+            return TASKS.resolve(spec)
+        except TorchnasError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics :meth:`fit` returns for the task (what objectives and constraints can
+        name): ``val_accuracy`` and ``val_loss`` for classification, ``val_mse``, ``val_mae``,
+        ``val_r2`` and ``val_loss`` for regression, ..., then ``train_loss``, ``params``,
+        ``train_seconds`` and ``epochs``."""
+        return (*self.get_task().metric_names, *self.METRICS[2:])
+
+    def default_objectives(self) -> dict[str, str]:
+        """The task's objective of a search that names none: ``{"val_accuracy": "max"}``,
+        ``{"val_mse": "min"}`` (regression), ``{"val_perplexity": "min"}`` (language model)."""
+        name, direction = self.get_task().OBJECTIVE
+        return {name: direction}
+
+    def check_data(self, data: Data) -> None:
+        """The task's checks of ``data`` (:meth:`fit` runs them first; a search, before its
+        first trial): float targets given to classification, integer targets to regression,
+        float inputs to a task of tokens, targets of the wrong shape.
+
+        Raises:
+            DataError: naming the data, what is wrong and the task to use instead.
+        """
+        self.get_task().check_data(data)
+
     def fit(
         self, model: nn.Module, data: Data, *, params: Mapping[str, Any] | None = None,
         report: Report | None = None, seed: int | None = None, final: bool = False,
@@ -141,6 +206,7 @@ class Trainer(Configurable):
             params: The trial's architecture dict; its ``lr``, ``optimizer``, ``batch_size``
                 and ``weight_decay`` entries, when present, override the Trainer's.
             report: Called as ``report(step, {"val_accuracy", "val_loss", "train_loss"})``
+                (the task's validation metrics and ``train_loss``)``
                 after every epoch, step being the epoch (from 1) or, with ``budget="data"``,
                 the percentage of the training set used; it may raise
                 :class:`~torchnas._util.errors.TrialPruned`, which propagates.
@@ -152,12 +218,15 @@ class Trainer(Configurable):
                 data (at least 1; above 100 counts as 100).
 
         Returns:
-            ``val_accuracy`` (a fraction) and ``val_loss`` of the last epoch (omitted when
-            ``final``), ``train_loss``, ``params`` (trainable parameters), ``train_seconds``
+            The task's validation metrics of the last epoch (classification:
+            ``val_accuracy``, a fraction, and ``val_loss``; omitted when ``final``),
+            ``train_loss``, ``params`` (trainable parameters), ``train_seconds``
             (wall time of the whole fit) and ``epochs`` (trained).
 
         Raises:
             ConfigError: (a ``ValueError``) for a bad argument, before any training.
+            DataError: When the data does not fit the task (:meth:`check_data`), or a token
+                id is outside the model's embedding (naming the split and the sample).
             FloatingPointError: When the training loss becomes NaN or inf.
         """
         cfg = self._config(params, seed, None if final else budget)
@@ -165,6 +234,7 @@ class Trainer(Configurable):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(data, Data):
             raise TypeError(f"data must be a torchnas.data.Data, got {type(data).__name__}")
+        cfg.task.check_data(data)
         start = time.perf_counter()
         cuda = []
         if cfg.device.type == "cuda":
@@ -192,10 +262,13 @@ class Trainer(Configurable):
 
     def evaluate(self, model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
                  batch_size: int = 512) -> dict[str, float]:
-        """Return ``accuracy`` and mean cross-entropy ``loss`` on the Trainer's device."""
+        """The task's metrics on the Trainer's device: ``accuracy`` and mean cross-entropy
+        ``loss`` for classification; ``mse``, ``mae``, ``r2`` and ``loss`` for regression;
+        ``perplexity``, ``loss`` and ``accuracy`` for a language model."""
         cfg = self._config(None, None)
-        batches = Batches(dataset, batch_size, cfg.device, num_workers=cfg.num_workers)
-        return evaluate_batches(model.to(cfg.device), batches, cfg.autocast)
+        batches = Batches(dataset, batch_size, cfg.device, num_workers=cfg.num_workers,
+                          embedding=input_embedding(model))
+        return evaluate_batches(model.to(cfg.device), batches, cfg.autocast, cfg.task)
 
     def _config(self, params: Mapping[str, Any] | None, seed: int | None,
                 budget: float | None = None) -> RunConfig:
@@ -212,6 +285,10 @@ class Trainer(Configurable):
         weight_decay = _real(*values["weight_decay"], low=0.0)
         momentum = _real(*values["momentum"], low=0.0, high=1.0)
         smoothing = _real(*values["label_smoothing"], low=0.0, high=1.0)
+        task = self.get_task()
+        if smoothing and not task.CLASSES:
+            raise ConfigError(f"label_smoothing applies to class labels; task {task.name!r} "
+                              f"has none (got label_smoothing={smoothing})")
         clip = values["grad_clip"][1]
         if clip is not None:
             clip = _real("grad_clip", clip, low=0.0, open_low=True)
@@ -225,7 +302,7 @@ class Trainer(Configurable):
         dtype = amp_dtype(self.amp, device)
         epochs, percents = _budgeted(_choice("budget", self.budget, BUDGETS), epochs, budget)
         return RunConfig(epochs, batch_size, optimizer, lr, weight_decay, momentum, schedule,
-                         device, dtype, seed_value, clip, smoothing, workers, percents)
+                         device, dtype, seed_value, clip, smoothing, workers, percents, task)
 
 
 AMP_DTYPES = ("bfloat16", "float16")
@@ -251,22 +328,26 @@ def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
 
 
 def evaluate(model: nn.Module, dataset: Dataset[Any] | DataLoader[Any], *,
-             batch_size: int = 512, device: str | torch.device | None = None) -> dict[str, float]:
-    """Return the ``accuracy`` (a fraction) and mean cross-entropy ``loss`` of ``model``.
+             batch_size: int = 512, device: str | torch.device | None = None,
+             task: str | Mapping[str, Any] | Task = "classification") -> dict[str, float]:
+    """Return the ``task``'s metrics of ``model``: for classification the ``accuracy`` (a
+    fraction) and mean cross-entropy ``loss``.
 
     Args:
-        model: The classifier (moved to ``device``).
+        model: The model (moved to ``device``).
         dataset: Items are ``(input, label)`` pairs; a DataLoader's dataset is used.
         batch_size: Samples per forward pass.
         device: Where to evaluate; default: where the model's parameters are.
+        task: As ``Trainer(task=...)``.
     """
     if device is None:
         first = next(model.parameters(), None)
         dev = first.device if first is not None else torch.device("cpu")
     else:
         dev = _device(device)
-    batches = Batches(dataset, batch_size, dev)
-    return evaluate_batches(model.to(dev), batches, contextlib.nullcontext)
+    batches = Batches(dataset, batch_size, dev, embedding=input_embedding(model))
+    return evaluate_batches(model.to(dev), batches, contextlib.nullcontext,
+                            Trainer(task=task).get_task())
 
 
 def _budgeted(unit: str, epochs: int, budget: float | None,

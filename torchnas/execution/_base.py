@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torchnas._util.errors import ConfigError, DataError, SpaceError, TooManyFailures
+from torchnas._util.errors import ConfigError, SpaceError, TooManyFailures
 from torchnas._util.registry import Configurable, Registry
-from torchnas.execution._protocol import Outcome
+from torchnas.execution._protocol import BAD_INPUT, Outcome
 from torchnas.study._trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -130,7 +130,9 @@ def conclude(study: Study, trial: Trial, outcome: Outcome, retries: int = 0) -> 
     ``retries`` times (atomically with the record, so a crash between them loses nothing).
 
     Raises:
-        SpaceError: after recording, when the space itself is malformed (no trial can work).
+        SpaceError: after recording, when the space itself is malformed (no trial can work);
+            likewise ``DataError`` for the data and ``TrainFnError`` for a ``train_fn`` that
+            broke its contract.
     """
     kind = outcome["kind"]
     with study.journal.exclusive():
@@ -152,6 +154,7 @@ def conclude(study: Study, trial: Trial, outcome: Outcome, retries: int = 0) -> 
                 study.enqueue(frozen.arch)
     if frozen.state is TrialState.FAILED:
         log.warning("trial %d failed: %s", frozen.number, frozen.error)
-    if outcome.get("bad_input"):  # the space or the data is at fault: no trial can do better
-        raise (DataError if outcome["type"] == "DataError" else SpaceError)(outcome["message"])
+    if outcome.get("bad_input"):  # the space, the data or train_fn: no trial can do better
+        culprit = {cls.__name__: cls for cls in BAD_INPUT}.get(outcome["type"], SpaceError)
+        raise culprit(outcome["message"])
     return frozen

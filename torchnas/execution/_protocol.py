@@ -16,9 +16,14 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from torchnas._util.errors import DataError, SpaceError, TorchnasError, TrialPruned
+from torchnas._util.errors import DataError, SpaceError, TorchnasError, TrainFnError, TrialPruned
 
 __all__ = ["ExecutorError", "Outcome", "evaluate", "recv", "result_metrics", "send"]
+
+#: Errors that no other architecture can avoid (the space, the data, the user's training
+#: function is at fault): the first trial that raises one stops the search.
+BAD_INPUT = (SpaceError, DataError, TrainFnError)
+BAD_INPUT_NAMES = tuple(cls.__name__ for cls in BAD_INPUT)
 
 Outcome = dict[str, Any]
 """What became of a trial, as JSON:
@@ -28,8 +33,9 @@ Outcome = dict[str, Any]
 - ``{"kind": "invalid", "error": ...}``: a result that is not a number;
 - ``{"kind": "pruned", "error": ...}``;
 - ``{"kind": "error", "type": ..., "message": ..., "bad_input": bool}``: the objective raised;
-  ``bad_input`` for a :class:`SpaceError` or :class:`DataError` (the space or the data is at
-  fault, not the architecture: the search stops);
+  ``bad_input`` for a :class:`SpaceError`, :class:`DataError` or :class:`TrainFnError` (the
+  space, the data or the user's training function is at fault, not the architecture: the
+  search stops);
 - ``{"kind": "lost", "error": ...}``: the driver gave up on it (a timeout, a dead worker).
 """
 
@@ -104,8 +110,7 @@ def evaluate(objective: Callable[[Any], Any], hp: Any, first: str) -> Outcome:
     except Exception as exc:
         type_name, message = describe(exc)
         outcome = {"kind": "error", "type": type_name, "message": message,
-                   "bad_input": isinstance(exc, (SpaceError, DataError))
-                   or type_name in ("SpaceError", "DataError")}
+                   "bad_input": isinstance(exc, BAD_INPUT) or type_name in BAD_INPUT_NAMES}
     if outcome is not None:
         release_memory()  # the exception (and the frames it held) is gone by now
         return outcome

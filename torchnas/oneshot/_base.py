@@ -20,6 +20,7 @@ import torch
 
 from torchnas._util.registry import Configurable, Registry
 from torchnas.data import Data
+from torchnas.evaluation._tasks import Task
 from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._collapse import GUARDS, CollapseReport
 from torchnas.oneshot._penalty import METRICS
@@ -150,8 +151,8 @@ class OneShot(Configurable):
 
     def search(self, space_fn: SpaceFn, data: Data, *, seed: int = 0,
                deadline: float | None = None, on_epoch: OnEpoch | None = None,
-               net: Supernet | None = None, checkpoint: str | Path | None = None
-               ) -> OneShotResult:
+               net: Supernet | None = None, checkpoint: str | Path | None = None,
+               task: Task | None = None) -> OneShotResult:
         """Searches ``space_fn`` on ``data``; returns the derived architecture and the rest.
 
         Args:
@@ -163,6 +164,9 @@ class OneShot(Configurable):
             net: a supernet to search instead of building one (tests, warm starts).
             checkpoint: a file for the supernet's state, saved after every epoch; a search
                 started again with the same file, settings, seed and space resumes from it.
+            task: what the supernet learns: its training loss and the metrics it is ranked
+                by (``Trainer(task=...).get_task()``; default: classification). A search
+                through :class:`~torchnas.ModelSearch` uses its trainer's.
         """
         self.check()
         dev = _device(self.device)
@@ -172,7 +176,7 @@ class OneShot(Configurable):
             net = net if net is not None else self.supernet(space_fn, data, seed)
             net.to(dev)
             run = SearchRun(self, net, data, seed, dev, deadline, on_epoch,
-                            None if checkpoint is None else Path(checkpoint))
+                            None if checkpoint is None else Path(checkpoint), task)
             run.started = start
             path = self.fit(run)
             arch = net.arch(path)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from torchnas.oneshot._base import OneShot, SearchRun, register
 from torchnas.oneshot._collapse import collapse_counts
@@ -66,7 +65,7 @@ class Differentiable(OneShot):
         (plus the cost penalty) at the current weights."""
         alphas = run.net.arch_parameters()
         with run.autocast():
-            loss = F.cross_entropy(run.net(xa).float(), ya) + run.penalty()
+            loss = run.loss(run.net(xa).float(), xa, ya) + run.penalty()
         grads = run.arch_grads(loss, alphas)
         if grads is not None:
             _set_grads(alphas, grads)
@@ -75,8 +74,7 @@ class Differentiable(OneShot):
 
     def val_metrics(self, run: SearchRun) -> dict[str, float]:
         """What the history records of the supernet on ``data.val`` after each epoch."""
-        val = run.evaluate("val")
-        return {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
+        return {f"val_{k}": v for k, v in run.evaluate("val").items()}
 
     def fit(self, run: SearchRun) -> dict[str, list[int]]:
         net = run.net
@@ -161,12 +159,12 @@ class DARTS(Differentiable):
         alphas, weights = net.arch_parameters(), net.weight_parameters()
         saved = [w.detach().clone() for w in weights]
         # the virtual step w' = w - lr * (dL_train/dw + weight decay * w)
-        grads = torch.autograd.grad(F.cross_entropy(net(xw), yw), weights, allow_unused=True)
+        grads = torch.autograd.grad(run.loss(net(xw), xw, yw), weights, allow_unused=True)
         with torch.no_grad():
             for w, g in zip(weights, grads, strict=True):
                 if g is not None:
                     w.sub_(lr * (g + self.weight_decay * w))
-        loss = F.cross_entropy(net(xa), ya) + run.penalty()
+        loss = run.loss(net(xa), xa, ya) + run.penalty()
         found = torch.autograd.grad(loss, [*alphas, *weights], allow_unused=True)
         d_alpha, d_w = found[: len(alphas)], found[len(alphas):]
         norm = torch.sqrt(torch.stack([(g * g).sum() for g in d_w if g is not None]).sum() + 1e-24)
@@ -176,7 +174,7 @@ class DARTS(Differentiable):
             with torch.no_grad():
                 for w, s, g in zip(weights, saved, d_w, strict=True):
                     w.copy_(s if g is None else s + sign * eps * g)
-            return torch.autograd.grad(F.cross_entropy(net(xw), yw), alphas, allow_unused=True)
+            return torch.autograd.grad(run.loss(net(xw), xw, yw), alphas, allow_unused=True)
 
         plus, minus = alpha_grads(1.0), alpha_grads(-1.0)
         with torch.no_grad():

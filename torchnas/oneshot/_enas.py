@@ -1,11 +1,11 @@
 """ENAS (Pham et al., 2018): an LSTM controller samples paths of a weight-sharing supernet.
 
 Each epoch first trains the shared weights on paths the controller samples, then trains the
-controller with REINFORCE: the reward of a sampled path is its accuracy on a batch of the
-architecture half (batch statistics for batch norm), minus the scaled cost with
-``cost_weight``; a moving-average baseline lowers the variance and an entropy bonus keeps it
-exploring. The derived architecture is the best, on the architecture half, of the controller's
-greedy path and ``derive_samples`` sampled ones.
+controller with REINFORCE: the reward of a sampled path is its accuracy (the task's score:
+regression's R^2, ...) on a batch of the architecture half (batch statistics for batch norm),
+minus the scaled cost with ``cost_weight``; a moving-average baseline lowers the variance and
+an entropy bonus keeps it exploring. The derived architecture is the best, on the architecture
+half, of the controller's greedy path and ``derive_samples`` sampled ones.
 """
 
 from __future__ import annotations
@@ -103,8 +103,10 @@ class ENAS(OneShot):
 
     def reward(self, run: SearchRun, path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
         run.net.set_path(path)
-        with batch_stats(run.net), run.autocast():
-            accuracy = float((run.net(x).argmax(1) == y).float().mean())
+        tally = run.task.tally()
+        with batch_stats(run.net), run.autocast(), torch.no_grad():
+            tally.add(run.net(x).float(), x, y)
+        accuracy = run.score(tally.result())
         if run.cost is not None and self.cost_weight:
             span = max(run.cost.high - run.cost.low, 1e-12)
             accuracy -= self.cost_weight * (run.cost.of_path(path) - run.cost.low) / span
@@ -161,7 +163,7 @@ class ENAS(OneShot):
                 continue
             seen.add(key)
             run.net.set_path(path)
-            score = run.evaluate("arch", 512, batch_norm="batch")["accuracy"]
+            score = run.score(run.evaluate("arch", 512, batch_norm="batch"))
             if score > best_score:
                 best, best_score = path, score
         return best

@@ -43,11 +43,11 @@ class GDAS(Differentiable):
         run.net.state.tau = self.tau_max - (self.tau_max - self.tau_min) * share
 
     def val_metrics(self, run: SearchRun) -> dict[str, float]:
-        """The supernet's accuracy on ``data.val`` along the currently preferred path."""
+        """The supernet's metrics on ``data.val`` along the currently preferred path."""
         net = run.net
         net.set_path(net.best_path(self.exclude_zero))
         try:
             val = run.evaluate("val")
         finally:
             net.state.set_mode(self.mode)
-        return {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
+        return {f"val_{k}": v for k, v in val.items()}

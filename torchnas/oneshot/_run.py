@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from torchnas.data import Data
 from torchnas.evaluation._loop import Batches, autocast
+from torchnas.evaluation._tasks import ClassificationTask, Task
+from torchnas.evaluation._tokens import input_embedding
 from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._batchnorm import batch_stats
 from torchnas.oneshot._checkpoint import Cycle, load_checkpoint, save_checkpoint
@@ -39,12 +40,15 @@ OnEpoch = Callable[[int, dict[str, float]], None]
 
 class SearchRun:
     """The state of one search: the supernet, the data halves, the clock, the history, and
-    its checkpoint file (``None``: not saved)."""
+    its checkpoint file (``None``: not saved). The ``task`` gives the loss the supernet trains
+    with and the metrics it is evaluated by (default: classification)."""
 
     def __init__(self, method: OneShot, net: Supernet, data: Data, seed: int,
                  device: torch.device, deadline: float | None, on_epoch: OnEpoch | None,
-                 checkpoint: Path | None = None) -> None:
+                 checkpoint: Path | None = None, task: Task | None = None) -> None:
         self.method, self.net, self.data, self.device = method, net, data, device
+        self.task = task if task is not None else ClassificationTask()
+        self.embedding = input_embedding(net)
         self.deadline, self.on_epoch, self.seed = deadline, on_epoch, seed
         self.checkpoint = checkpoint
         self.started = time.perf_counter()
@@ -71,9 +75,11 @@ class SearchRun:
         ds = self.data.val if half == "val" else self.halves[half]
         size = batch_size or self.method.batch_size
         order = (generator or self.generator) if shuffle else None
-        for x, y in Batches(ds, size, self.device, generator=order):
+        for x, y in Batches(ds, size, self.device, generator=order, embedding=self.embedding,
+                            split="val" if half == "val" else "train",
+                            num_classes=self.data.num_classes):
             if len(y) > 1:
-                yield x, y.long()
+                yield x, (y if y.is_floating_point() else y.long())
 
     def cycle(self, half: str) -> Cycle:
         """Endless shuffled batches of a half, in an order of their own (the same for every
@@ -98,7 +104,7 @@ class SearchRun:
         """One step on the weights (architecture logits untouched)."""
         weights = self.net.weight_parameters()
         with self.autocast():
-            loss = F.cross_entropy(self.net(x).float(), y)
+            loss = self.loss(self.net(x).float(), x, y)
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward(inputs=weights)
         if self.method.grad_clip is not None:
@@ -108,6 +114,15 @@ class SearchRun:
         self.scaler.update()
         sched.step()
         return float(loss.detach())
+
+    def loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's training loss of a batch (cross-entropy for classification)."""
+        return self.task.loss_of(out, x, y)
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """The task's score of :meth:`evaluate`'s metrics (higher is better: accuracy,
+        regression's R^2, a language model's ``1 / perplexity``)."""
+        return self.task.score(metrics)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The mixed-precision context of a forward pass (a no-op without ``amp``)."""
@@ -135,19 +150,19 @@ class SearchRun:
 
     def evaluate(self, half: str = "val", max_samples: int | None = None,
                  batch_norm: str = "running") -> dict[str, float]:
-        """Accuracy and loss of the supernet as it is (mode, path) on a half or on val, with
-        batch norm's ``"running"`` statistics or the ``"batch"``'s (see :func:`batch_stats`)."""
-        correct, loss, seen = 0, 0.0, 0
-        with batch_stats(self.net, batch_norm == "batch"):
+        """The task's metrics of the supernet as it is (mode, path) on a half or on val
+        (classification: ``accuracy`` and ``loss``), with batch norm's ``"running"``
+        statistics or the ``"batch"``'s (see :func:`batch_stats`)."""
+        tally, seen = self.task.tally(), 0
+        with batch_stats(self.net, batch_norm == "batch"), torch.no_grad():
             for x, y in self.batches(half, shuffle=False, batch_size=512):
                 with self.autocast():
                     out = self.net(x).float()
-                loss += float(F.cross_entropy(out, y, reduction="sum"))
-                correct += int((out.argmax(1) == y).sum())
+                tally.add(out, x, y)
                 seen += len(y)
                 if max_samples is not None and seen >= max_samples:
                     break
-        return {"accuracy": correct / max(seen, 1), "loss": loss / max(seen, 1)}
+        return tally.result()
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Records an epoch's metrics (with time and cost) and reports them."""

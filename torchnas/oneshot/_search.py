@@ -137,7 +137,8 @@ def run_search(method: OneShot, objective: ModelObjective, study: Study, *, stor
 
     result = method.search(objective.space_fn, objective.dataset, seed=objective.seed,
                            deadline=deadline, on_epoch=on_epoch,
-                           checkpoint=checkpoint_path(storage, study.name))
+                           checkpoint=checkpoint_path(storage, study.name),
+                           task=objective.trainer.get_task())
     if progress:
         print(f"{method.name}: derived {result.arch} in {result.seconds:.1f}s; "
               f"{result.collapse}", flush=True)

@@ -74,10 +74,11 @@ class SPOS(OneShot):
         return self.evolve(run)
 
     def score(self, run: SearchRun, path: Path) -> float:
-        """Fitness of a path: accuracy with inherited weights after BN recalibration."""
+        """Fitness of a path: the task's score (accuracy; regression's R^2) with inherited
+        weights after BN recalibration."""
         run.net.set_path(path)
         recalibrate_bn(run.net, run.cycle("weights"), self.recalibration_batches)
-        accuracy = run.evaluate("arch", self.eval_samples)["accuracy"]
+        accuracy = run.score(run.evaluate("arch", self.eval_samples))
         if run.cost is not None and self.cost_weight:
             span = max(run.cost.high - run.cost.low, 1e-12)
             accuracy -= self.cost_weight * (run.cost.of_path(path) - run.cost.low) / span

@@ -20,12 +20,16 @@ from torch import nn
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
 from torchnas._util.checks import check_bool, check_int
-from torchnas._util.errors import ConfigError, SpaceError
+from torchnas._util.errors import ConfigError, DataError, SpaceError
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
+from torchnas.evaluation._tasks import ClassificationTask, Task
+from torchnas.evaluation._tokens import check_data_tokens
 from torchnas.search._export import check_path
 from torchnas.search._options import CostSettings, Fidelity, WarmStart
+from torchnas.search._train_fn import check_train_fn, function_name, resolve_train_fn
 from torchnas.space import HP, Coverage, Domain, FixedSource, SpaceInfo, sweep
 from torchnas.space._cover import MAX_RUNS
+from torchnas.strategies import available as list_strategies
 from torchnas.strategies import resolve as resolve_strategy
 from torchnas.study import Study
 from torchnas.study._objectives import parse_constraints, parse_objectives
@@ -43,7 +47,9 @@ def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
     """The settings of a search (``ModelSearch.get_params()``), checked before storage is
     touched: the strategy (or one-shot method), the executor, the seed, the counts, the plan,
     the export path, the objectives and constraints (each a metric ``trainer`` or the built
-    model reports), ``cost``, ``warm_start`` and ``fidelity``.
+    model reports; any name with a ``train_fn``, which must return it), ``cost``,
+    ``warm_start``, ``fidelity`` and ``train_fn`` (a function of four arguments, picklable for
+    the process and Ray executors, given without ``trainer`` and not with a one-shot method).
 
     Raises:
         ConfigError: naming the first bad setting.
@@ -53,7 +59,19 @@ def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
         oneshot.resolve(strategy)
     else:
         resolve_strategy(strategy)
-    execution.resolve(params["executor"], params["workers"])
+    executor = execution.resolve(params["executor"], params["workers"])
+    train_fn = resolve_train_fn(params.get("train_fn"))
+    if train_fn is not None:
+        check_train_fn(train_fn, executor.name)
+        if params["trainer"] is not None:
+            raise ConfigError(
+                f"trainer and train_fn are both given: the trials train in train_fn "
+                f"{function_name(train_fn)}, so the trainer's settings would be ignored; "
+                f"remove one (in YAML, the trainer: key)")
+        if oneshot.is_method(strategy):
+            raise ConfigError(f"strategy {strategy!r} is a one-shot method, which trains its "
+                              f"supernet with the trainer: train_fn needs a strategy that "
+                              f"trains each trial ({', '.join(list_strategies()[:4])}, ...)")
     seed = params["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
@@ -65,13 +83,15 @@ def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
                    trial_timeout=params["trial_timeout"]).check()
     if params["export_to"] is not None:
         check_path(params["export_to"])
-    names = [*parse_objectives(params["objectives"] or DEFAULT_OBJECTIVES),
+    names = [*parse_objectives(params["objectives"] or trainer.default_objectives()),
              *parse_constraints(params["constraints"])]
     CostSettings.parse(params["cost"])
     WarmStart.parse(params["warm_start"])
     Fidelity.parse(params["fidelity"])
-    known = [*trainer.METRICS, *(m for m in COST_METRICS if m not in trainer.METRICS), *PROXIES]
-    check_metric_names(names, known)
+    if train_fn is None:  # train_fn returns what it likes: checked at the first trial
+        reported = trainer.metric_names()  # the task's
+        known = [*reported, *(m for m in COST_METRICS if m not in reported), *PROXIES]
+        check_metric_names(names, known)
 
 
 def first_arch(info: SpaceInfo) -> dict[str, Any]:
@@ -83,7 +103,7 @@ def first_arch(info: SpaceInfo) -> dict[str, Any]:
 class _Failure:
     """How a model of the space failed: ``build`` (the space function raised), ``module`` (it
     returned no module), ``forward`` (the model raised on the batch) or ``shape`` (its
-    output is not ``(batch, num_classes)`` logits)."""
+    output is not what the task needs, e.g. ``(batch, num_classes)`` logits)."""
 
     kind: str
     error: Exception | None = None
@@ -94,11 +114,13 @@ class _Failure:
                 and type(other.error) is type(self.error))
 
 
-def _try_model(make: Callable[[], Any], x: torch.Tensor, classes: int) -> _Failure | None:
-    """Builds a model with ``make`` and runs it on ``x``; ``None`` when it gives logits."""
+def _try_model(make: Callable[[], Any], x: torch.Tensor,
+               fits: Callable[[torch.Tensor], bool] | None) -> _Failure | None:
+    """Builds a model with ``make`` and runs it on ``x``; ``None`` when its output ``fits``
+    (anything, when ``fits`` is ``None``)."""
     try:
         model = make()
-    except SpaceError:
+    except (SpaceError, DataError):
         raise
     except Exception as exc:
         return _Failure("build", exc)
@@ -109,9 +131,11 @@ def _try_model(make: Callable[[], Any], x: torch.Tensor, classes: int) -> _Failu
             out = model.eval()(x)
     except Exception as exc:
         return _Failure("forward", exc)
+    if fits is None:
+        return None
     if not isinstance(out, torch.Tensor):
         return _Failure("shape", what=type(out).__name__)
-    if out.ndim != 2 or out.shape[1] != classes:
+    if not fits(out):
         return _Failure("shape", what=str(tuple(out.shape)))
     return None
 
@@ -122,7 +146,7 @@ def _differs(value: Any, domain: Domain) -> bool:
 
 def _culprits(space_fn: Callable[..., Any], arch: Mapping[str, Any],
               domains: Mapping[str, Domain], failure: _Failure, x: torch.Tensor,
-              classes: int) -> dict[str, Any]:
+              fits: Callable[[torch.Tensor], bool] | None) -> dict[str, Any]:
     """The decisions off their default that the failure needs: each is set back to its
     default in turn, and stays there when the model still fails the same way."""
     current, doms = dict(arch), dict(domains)
@@ -131,7 +155,7 @@ def _culprits(space_fn: Callable[..., Any], arch: Mapping[str, Any],
             continue
         hp = HP(FixedSource({**current, label: doms[label].default}, missing="default"))
         try:
-            again = _try_model(functools.partial(space_fn, hp), x, classes)
+            again = _try_model(functools.partial(space_fn, hp), x, fits)
         except SpaceError:
             continue
         if failure.same(again):
@@ -140,7 +164,7 @@ def _culprits(space_fn: Callable[..., Any], arch: Mapping[str, Any],
 
 
 def _describe(failure: _Failure, arch: Mapping[str, Any], culprits: Mapping[str, Any],
-              x: torch.Tensor, bundle: tn_data.Data) -> SpaceError:
+              x: torch.Tensor, bundle: tn_data.Data, task: Task) -> SpaceError:
     """The error naming the failing architecture, the values that break it, and the cause."""
     where = "".join([" with ", ", ".join(f"{k}={v!r}" for k, v in culprits.items())]
                     ) if culprits else ""
@@ -154,7 +178,7 @@ def _describe(failure: _Failure, arch: Mapping[str, Any], culprits: Mapping[str,
                           f"{where} {decisions}")
     if failure.kind == "shape":
         return SpaceError(f"the space's models output {failure.what}{where} {decisions}; "
-                          f"{bundle.name!r} needs (batch, {bundle.num_classes}) logits")
+                          f"{bundle.name!r} needs {task.expected_output(bundle)}")
     return SpaceError(
         f"a model of the space fails on a batch of {bundle.name!r} shaped {tuple(x.shape)} "
         f"({x.dtype}){where} {decisions}: {cause}"
@@ -163,33 +187,45 @@ def _describe(failure: _Failure, arch: Mapping[str, Any], culprits: Mapping[str,
 
 
 def probe_model(space_fn: Callable[..., Any], info: SpaceInfo, bundle: tn_data.Data, *,
-                max_models: int = MAX_RUNS) -> Coverage:
+                max_models: int = MAX_RUNS, check_output: bool = True,
+                task: Task | None = None) -> Coverage:
     """Builds models of the space until every value of every decision was met, conditional
     decisions included, and runs each (eval mode, no gradients) on two training samples.
 
     The architectures are a covering (:func:`~torchnas.space.sweep`): each label takes each of
     its cover values (every choice, op and input; a range's ends and middle) in some model.
     What they met is kept as ``info.coverage``; values still not met after ``max_models``
-    models are named in a logged warning.
+    models are named in a logged warning. The output must be what ``task`` needs (default:
+    classification's ``(batch, num_classes)`` logits); ``check_output=False`` (a search with
+    a ``train_fn``, whose loop reads the output) accepts any output. Token ids of the data's
+    tensor splits are checked against each model's input embedding.
 
     Returns:
         The coverage (also ``info.coverage``).
 
     Raises:
         SpaceError: when the space returns no module, a model fails on the batch (its shape
-            and type named), or its output is not ``(batch, num_classes)`` logits; the message
+            and type named), or its output is not what the task needs; the message
             names the decisions off their default that the failure needs (``with
             kernel_size=5``), the model's decisions and the exception.
+        DataError: when a token id of the data is outside a model's input embedding.
     """
     x = torch.stack([torch.as_tensor(bundle.train[i][0])
                      for i in range(min(2, len(bundle.train)))])  # type: ignore[arg-type]
-    classes = bundle.num_classes
+    needs = task or ClassificationTask()
+    fits = (lambda out: needs.fits(out, x, bundle)) if check_output else None
+
+    def make(hp: HP) -> Any:
+        model = space_fn(hp)
+        if isinstance(model, nn.Module) and not x.is_floating_point():
+            check_data_tokens(model, bundle)  # DataError: an id past the embedding
+        return model
 
     def run(hp: HP) -> None:
-        failure = _try_model(lambda: space_fn(hp), x, classes)
+        failure = _try_model(lambda: make(hp), x, fits)
         if failure is not None:
-            culprits = _culprits(space_fn, hp.arch, hp.domains, failure, x, classes)
-            raise _describe(failure, hp.arch, culprits, x, bundle) from failure.error
+            culprits = _culprits(space_fn, hp.arch, hp.domains, failure, x, fits)
+            raise _describe(failure, hp.arch, culprits, x, bundle, needs) from failure.error
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -213,17 +249,19 @@ def check_metric_names(names: Sequence[str], known: Sequence[str]) -> None:
                               f"(they report: {', '.join(known)})")
 
 
-def warn_if_another_space(study: Study, info: SpaceInfo) -> None:
+def warn_if_another_space(study: Study, info: SpaceInfo, *, own_labels: bool = False) -> None:
     """Warns when a reopened study's trials were recorded from another space: a label with
     another domain, or one this space never meets (e.g. the build function was edited and
-    the study's name, which defaults to space and data, stayed the same)."""
+    the study's name, which defaults to space and data, stayed the same). ``own_labels``:
+    labels the space never meets are expected (a ``train_fn`` decides them)."""
     changed: dict[str, tuple[str, str]] = {}
     unknown: set[str] = set()
     for trial in study.trials:
         for label, domain in trial.domains.items():
             now = info.labels.get(label)
             if now is None:
-                unknown.add(label)
+                if not own_labels:
+                    unknown.add(label)
             elif now.domain != domain:
                 changed.setdefault(label, (domain.describe(), now.domain.describe()))
     if not (changed or unknown):

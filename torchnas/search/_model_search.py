@@ -21,11 +21,10 @@ from torchnas import data as tn_data
 from torchnas import oneshot
 from torchnas._util.errors import ConfigError
 from torchnas._util.registry import Configurable
-from torchnas.evaluation import Trainer
+from torchnas.evaluation import Callbacks, Trainer
 from torchnas.oneshot import OneShotResult
 from torchnas.report._console import ProgressBar
 from torchnas.search._checks import (
-    DEFAULT_OBJECTIVES,
     check_settings,
     probe_model,
     warn_if_another_space,
@@ -36,6 +35,7 @@ from torchnas.search._options import CostSettings, Fidelity, WarmStart
 from torchnas.search._results import SearchResults
 from torchnas.search._seeds import RetrainReport
 from torchnas.search._settings import check_resumed_settings, resume_line
+from torchnas.search._train_fn import TrainFn, resolve_train_fn
 from torchnas.space import SpaceInfo, explore
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.strategies import Strategy
@@ -56,8 +56,11 @@ class ModelSearch(Configurable):
     Args:
         space: a space function ``build(hp) -> nn.Module`` or a built-in space name.
         data: a :class:`~torchnas.data.Data` bundle or a built-in dataset name.
-        trainer: a :class:`~torchnas.evaluation.Trainer` (default: ``Trainer()``).
-        objectives: as for :class:`~torchnas.Study`; default ``{"val_accuracy": "max"}``.
+        trainer: a :class:`~torchnas.evaluation.Trainer` (default: ``Trainer()``; not with
+            ``train_fn``).
+        objectives: as for :class:`~torchnas.Study`; default: the trainer's task's
+            (``{"val_accuracy": "max"}``; regression ``{"val_mse": "min"}``, language model
+            ``{"val_perplexity": "min"}``).
         constraints: as for :class:`~torchnas.Study` (``params`` is always measured).
         strategy: a strategy name, object or ``{"name": ..., **kwargs}``; a one-shot method's
             name (``tn.oneshot.available()``: ``darts``, ``gdas``, ``spos``, ...) runs one
@@ -131,6 +134,27 @@ class ModelSearch(Configurable):
         override_settings: go on with a stored study although the trainer, data, space or
             fidelity settings differ from those it was created with (by default that is an
             error naming each difference: the study's trials would mix two meanings).
+        train_fn: your own training loop instead of the trainer, in the trials and the
+            retraining: ``train_fn(model, data, hp, trial) -> {metric: value}``, a
+            module-level function or its name ``package.module:function`` (the form YAML
+            writes; the study stores that name, so a resumed search with another one is
+            refused). It gets the built
+            model (cost metrics measured and constraints on them checked already), the data
+            (the fidelity's subset), the trial's ``hp`` (values the space did not decide can
+            be decided there: they join the architecture) and the trial
+            (:class:`~torchnas.search._train_fn.TrialView`: ``report(step, metrics)``,
+            ``should_prune()``, ``budget``; ``None`` in the retraining), and returns every
+            objective and constraint metric torchnas does not measure (one missing stops the
+            search at the first trial with a :class:`~torchnas.ConfigError` naming it). See
+            :mod:`torchnas.search._train_fn`.
+        callbacks: called in this process as the search runs, whatever the executor:
+            experiment trackers by name (``"tensorboard"``, ``"mlflow"``, ``"wandb"``) or as
+            ``{"name": ..., **settings}``, :class:`~torchnas.callbacks.Callback` objects, or
+            functions ``fn(study, trial)`` called at each trial's end (see
+            :mod:`torchnas.callbacks`); they also hear of the exported model
+            (``on_artifact``). One that raises is disabled with a warning; the search goes
+            on. With a one-shot strategy they see the one trial it records. Not stored with
+            the study: they only watch it.
 
     Objectives and constraints may name the trainer's metrics and the metrics of the built,
     untrained model (:mod:`torchnas.metrics`): ``params``, ``flops``, ``peak_memory``,
@@ -187,6 +211,8 @@ class ModelSearch(Configurable):
         executions_per_trial: int = 1,
         retrain_attempts: int = 3,
         override_settings: bool = False,
+        train_fn: TrainFn | str | None = None,
+        callbacks: Sequence[Any] | None = None,
     ) -> None:
         self.space = space
         self.data = data
@@ -217,16 +243,18 @@ class ModelSearch(Configurable):
         self.executions_per_trial = executions_per_trial
         self.retrain_attempts = retrain_attempts
         self.override_settings = override_settings
+        self.train_fn = train_fn
+        self.callbacks = callbacks
         self.study: Study | None = None
         self.space_info: SpaceInfo | None = None
         self.oneshot_result: OneShotResult | None = None  # a one-shot search's, once run
         self._results: SearchResults | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """A pickled search has no live study (nor results over it); its objective pickles
-        without the space function."""
+        """A pickled search has no live study (nor results over it), nor callbacks (they run
+        in the driver); its objective pickles without the space function."""
         state = dict(self.__dict__)
-        state.update(study=None, _results=None)
+        state.update(study=None, _results=None, callbacks=None)
         return state
 
     # -- resolved pieces ------------------------------------------------------------------------
@@ -263,11 +291,16 @@ class ModelSearch(Configurable):
     def _trainer(self) -> Trainer:
         return self.trainer if self.trainer is not None else Trainer()
 
+    def _objectives(self) -> Any:
+        """``objectives``, or the trainer's task's default objective."""
+        return (self.objectives if self.objectives is not None
+                else self._trainer().default_objectives())
+
     @functools.cached_property
     def model_metrics(self) -> ModelMetrics:
         """The cost metrics, proxies, rejection and warm start of this search (``cost`` and
         ``warm_start`` converted and checked here: :meth:`check` does it first)."""
-        return ModelMetrics(self.objectives, self.constraints, CostSettings.parse(self.cost),
+        return ModelMetrics(self._objectives(), self.constraints, CostSettings.parse(self.cost),
                             WarmStart.parse(self.warm_start), self.seed)
 
     @property
@@ -288,7 +321,8 @@ class ModelSearch(Configurable):
             self.space, self.dataset, self._trainer(), self.model_metrics,
             Fidelity.parse(self.fidelity), self.seed, space_kwargs=self.space_kwargs,
             redraws=self.redraws, executions_per_trial=self.executions_per_trial,
-            keep_models=self.keep_models, artifacts=self.artifacts)
+            keep_models=self.keep_models, artifacts=self.artifacts,
+            train_fn=resolve_train_fn(self.train_fn))
 
     @property
     def results(self) -> SearchResults:
@@ -314,9 +348,12 @@ class ModelSearch(Configurable):
         except ValueError as exc:
             raise ConfigError(f"trainer: {exc}") from None
         check_settings(self.get_params(), trainer)
+        if self.train_fn is None:
+            trainer.check_data(bundle)  # the task's: float targets for regression, ...
         self.model_metrics.check_inputs(bundle)
         info = explore(self.space_fn, seed=self.seed)
-        probe_model(self.space_fn, info, bundle)
+        probe_model(self.space_fn, info, bundle, check_output=self.train_fn is None,
+                    task=trainer.get_task())
         self.space_info = info
         return info
 
@@ -327,7 +364,7 @@ class ModelSearch(Configurable):
                     else self.strategy)
         return Study(
             name=self.study_name, storage=self.storage,
-            objectives=self.objectives if self.objectives is not None else DEFAULT_OBJECTIVES,
+            objectives=self._objectives(),
             constraints=self.constraints, scheduler=self.scheduler, seed=self.seed,
             strategy=strategy, settings=self.objective.settings())
 
@@ -346,12 +383,14 @@ class ModelSearch(Configurable):
         if oneshot.is_method(self.strategy):
             return self._run_oneshot()
         info = self.check()
+        mine = Callbacks(self.callbacks or ())  # checked before the study is opened
         study = self.study = self.make_study()
         objective = self.objective
         check_resumed_settings(study, objective.settings(), storage=self.storage,
                                override=self.override_settings)
-        warn_if_another_space(study, info)
-        if info.size is not None and self.trials is not None and self.trials > info.size:
+        warn_if_another_space(study, info, own_labels=self.train_fn is not None)
+        if (info.size is not None and self.trials is not None and self.trials > info.size
+                and self.train_fn is None):  # train_fn may decide more
             log.warning("the space has %d architecture(s) and trials=%d: 'grid' stops once it "
                         "has run them all, other strategies repeat them", info.size, self.trials)
         self.model_metrics.queue_warm_start(study, objective.space_fn, self.dataset)
@@ -366,18 +405,23 @@ class ModelSearch(Configurable):
                 print(line, flush=True)
         first = next(iter(study.objectives.items()))
         objective.deadline = None if self.timeout is None else time.time() + self.timeout
-        if remaining != 0:
-            bar = ProgressBar(self.trials, self.timeout, first, enabled=self.progress,
-                              done=before)
-            try:
-                study.optimize(objective, trials=remaining, timeout=self.timeout,
-                               workers=self.workers, executor=self.executor,
-                               callbacks=[results.keep_best, bar], max_failures=self.max_failures,
-                               retries=self.retries, trial_timeout=self.trial_timeout)
-            finally:
-                bar.close()
-                results.keep_best()
-        self._finish(study)
+        bar = (None if remaining == 0 else
+               ProgressBar(self.trials, self.timeout, first, enabled=self.progress, done=before))
+        calls = Callbacks([*mine, results.keep_best, *([] if bar is None else [bar])])
+        calls.search_start(study)  # ended here, after the export (optimize leaves it running)
+        try:
+            if bar is not None:
+                try:
+                    study.optimize(objective, trials=remaining, timeout=self.timeout,
+                                   workers=self.workers, executor=self.executor,
+                                   callbacks=calls, max_failures=self.max_failures,
+                                   retries=self.retries, trial_timeout=self.trial_timeout)
+                finally:
+                    bar.close()
+                    results.keep_best()
+            self._finish(study, calls)
+        finally:
+            calls.search_end(study)
         return study
 
     def _run_oneshot(self) -> Study:
@@ -388,15 +432,25 @@ class ModelSearch(Configurable):
         :func:`torchnas.oneshot.run_search`). ``trials`` and ``redraws`` do not apply."""
         method, _ = oneshot.resolve(self.strategy)
         self.check()
+        calls = Callbacks(self.callbacks or ())
         study = self.study = self.make_study()
-        self.oneshot_result = oneshot.run_search(method, self.objective, study,
-                                                 storage=self.storage, timeout=self.timeout,
-                                                 progress=self.progress)
-        self._finish(study)
+        before = {t.number for t in study.trials if t.state.finished}
+        calls.search_start(study)
+        try:
+            self.oneshot_result = oneshot.run_search(method, self.objective, study,
+                                                     storage=self.storage, timeout=self.timeout,
+                                                     progress=self.progress)
+            for trial in study.trials:  # the derived architecture's
+                if trial.state.finished and trial.number not in before:
+                    calls.trial_end(study, trial)
+            self._finish(study, calls)
+        finally:
+            calls.search_end(study)
         return study
 
-    def _finish(self, study: Study) -> None:
-        """The end of both paths: the leaderboard; the retraining and export when asked."""
+    def _finish(self, study: Study, calls: Callbacks) -> None:
+        """The end of both paths: the leaderboard; the retraining and export when asked (the
+        exported file goes to the callbacks)."""
         if self.progress:
             print(self.leaderboard(), file=sys.stdout, flush=True)
         if not (self.retrain or self.export_to):
@@ -411,6 +465,7 @@ class ModelSearch(Configurable):
         model = self.best_model(retrain=True)
         if self.export_to:
             path = self.export(self.export_to, model)
+            calls.artifact(study, path)
             if self.progress:
                 print(f"Best model written to {path}", flush=True)
 

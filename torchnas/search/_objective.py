@@ -1,10 +1,10 @@
 """What one trial of a :class:`~torchnas.ModelSearch` runs: :class:`ModelObjective`.
 
-The objective holds everything a trial needs (the space, the data, the trainer, the model
-metrics, the fidelity, the seed, the executions and where trained weights are kept) and nothing
-of the study: the trial it runs comes as ``hp.trial``. It is what the executors send to worker
-processes (pickled; the space function is rebuilt there) and what one-shot methods retrain
-their derived architecture with.
+The objective holds everything a trial needs (the space, the data, the trainer or the user's
+``train_fn``, the model metrics, the fidelity, the seed, the executions and where trained
+weights are kept) and nothing of the study: the trial it runs comes as ``hp.trial``. It is
+what the executors send to worker processes (pickled; the space function is rebuilt there) and
+what one-shot methods retrain their derived architecture with.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ from torchnas.search._model_metrics import ModelMetrics, Rejected
 from torchnas.search._options import Fidelity
 from torchnas.search._seeds import better, merge_executions
 from torchnas.search._settings import trial_settings
+from torchnas.search._train_fn import (
+    TrainFn,
+    TrialView,
+    call_train_fn,
+    function_name,
+    lightning_fit,
+    retrain_data,
+)
 from torchnas.space import HP, FixedSource
 from torchnas.space import builtin as spaces
 from torchnas.storage._artifacts import ArtifactStore
@@ -39,12 +47,14 @@ SpaceFn = Callable[[HP], nn.Module]
 
 def space_function(space: str | SpaceFn, space_kwargs: Mapping[str, Any] | None,
                    dataset: tn_data.Data) -> SpaceFn:
-    """The space function of ``space`` (a built-in space is created for the data's shape;
-    ``space_kwargs`` are its arguments)."""
+    """The space function of ``space`` (a built-in space is created for the data's shape and
+    outputs: ``num_outputs`` for float targets; ``space_kwargs`` are its arguments)."""
     kwargs = dict(space_kwargs or {})
     if isinstance(space, str):
         kwargs.setdefault("input_shape", dataset.input_shape)
         kwargs.setdefault("num_classes", dataset.num_classes)
+        if dataset.num_classes is None:  # regression
+            kwargs.setdefault("num_outputs", dataset.num_outputs)
         fn: SpaceFn = spaces.create(space, **kwargs)
         return fn
     if not callable(space):
@@ -58,8 +68,8 @@ class ModelObjective:
     It builds the model of ``hp``'s decisions (drawn again, up to ``redraws`` times, while they
     repeat an architecture already evaluated), measures the model metrics the objectives and
     constraints name, rejects a model that breaks a constraint on them, trains it
-    ``executions_per_trial`` times at the trial's fidelity, keeps the best execution's weights
-    and returns the metrics.
+    ``executions_per_trial`` times at the trial's fidelity (with the trainer, or with
+    ``train_fn``), keeps the best execution's weights and returns the metrics.
 
     Args:
         space: a space function or a built-in space's name.
@@ -72,6 +82,11 @@ class ModelObjective:
         space_kwargs: arguments of the space.
         redraws, executions_per_trial, keep_models: as for :class:`~torchnas.ModelSearch`.
         artifacts: where trained weights are kept (``None``: in a temporary folder).
+        train_fn: the user's training function, which trains instead of ``trainer``
+            (:mod:`torchnas.search._train_fn` has its contract); it is pickled by reference
+            to workers, so a module-level function. Without it, a space that returns a
+            ``lightning.LightningModule`` is trained by
+            :func:`torchnas.integrations.lightning.fit` (see :meth:`fit_fn`).
 
     Attributes:
         deadline: a wall-clock time (``time.time()``; trials may run on other machines) after
@@ -85,7 +100,7 @@ class ModelObjective:
                  metrics: ModelMetrics, fidelity: Fidelity, seed: int, *,
                  space_kwargs: Mapping[str, Any] | None = None, redraws: int = 10,
                  executions_per_trial: int = 1, keep_models: int = 3,
-                 artifacts: ArtifactStore | None = None) -> None:
+                 artifacts: ArtifactStore | None = None, train_fn: TrainFn | None = None) -> None:
         self.space = space
         self.dataset = dataset
         self.trainer = trainer
@@ -97,6 +112,7 @@ class ModelObjective:
         self.executions_per_trial = executions_per_trial
         self.keep_models = keep_models
         self.artifacts = artifacts if artifacts is not None else ArtifactStore(None)
+        self.train_fn = train_fn
         self.deadline: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -140,15 +156,47 @@ class ModelObjective:
 
     def build(self, arch: Mapping[str, Any], seed: int, width: float = 1.0) -> nn.Module:
         """The model of ``arch`` at ``width``, its weights initialised from ``seed``."""
+        return self.build_hp(arch, seed, width)[0]
+
+    def build_hp(self, arch: Mapping[str, Any], seed: int, width: float = 1.0
+                 ) -> tuple[nn.Module, HP]:
+        """The model of ``arch`` at ``width`` and the recorder that built it (whose source
+        gives ``train_fn`` the rest of ``arch``: the values it decided in its trial).
+
+        Raises:
+            SpaceError: when ``arch`` has labels the space never met (without ``train_fn``,
+                which decides labels of its own).
+        """
         hp = HP(FixedSource(arch))
         hp.width = width
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self.space_fn(hp)
-        if set(arch) - set(hp.arch):
+        if self.train_fn is None and set(arch) - set(hp.arch):
             raise SpaceError(f"the architecture has labels this space never met: "
                              f"{sorted(set(arch) - set(hp.arch))}")
-        return model
+        return model, hp
+
+    def fit_fn(self, model: nn.Module) -> TrainFn | None:
+        """What trains ``model`` instead of the trainer: ``train_fn``; without one, for a
+        ``lightning.LightningModule`` (Lightning imported by the space),
+        :func:`torchnas.integrations.lightning.fit`; else ``None`` (the trainer)."""
+        return self.train_fn if self.train_fn is not None else lightning_fit(model)
+
+    def retrain(self, arch: Mapping[str, Any], seed: int
+                ) -> tuple[nn.Module, dict[str, float], bool]:
+        """The model of ``arch`` trained afresh at full fidelity on train+val, the metrics of
+        that training, and whether :meth:`fit_fn` trained it: the trainer's metrics
+        (``final=True``), or those the function returns when called with ``trial=None`` on
+        :func:`~torchnas.search._train_fn.retrain_data` (its ``val_*`` metrics are then
+        measured on the test split)."""
+        model, hp = self.build_hp(arch, seed)
+        fn = self.fit_fn(model)
+        if fn is None:
+            return model, self.trainer.fit(model, self.dataset, params=arch, seed=seed,
+                                           final=True), False
+        return model, call_train_fn(fn, model, retrain_data(self.dataset), hp, None,
+                                    seed=seed), True
 
     def measure(self, model: nn.Module, names: Sequence[str] | None = None) -> dict[str, float]:
         """The model metrics among ``names`` (see :meth:`ModelMetrics.measure`)."""
@@ -177,9 +225,13 @@ class ModelObjective:
         space = self.space if isinstance(self.space, str) else (
             f"{getattr(self.space, '__module__', '?')}:{getattr(self.space, '__qualname__', '?')}")
         return trial_settings(
-            trainer=self.trainer.get_params(), space=space, space_kwargs=self.space_kwargs,
+            trainer=None if self.train_fn is not None else self.trainer.get_params(),
+            train_fn=None if self.train_fn is None else function_name(self.train_fn),
+            space=space, space_kwargs=self.space_kwargs,
             data={"name": bundle.name, "input_shape": list(bundle.input_shape),
-                  "num_classes": bundle.num_classes, **sizes},
+                  "num_classes": bundle.num_classes, **sizes,
+                  **({"target_shape": list(bundle.target_shape)} if bundle.target_shape
+                     else {})},
             fidelity=self.fidelity.to_dict(), executions_per_trial=self.executions_per_trial)
 
     # -- one trial ----------------------------------------------------------------------------
@@ -199,8 +251,10 @@ class ModelObjective:
             # the strategy first; past half the redraws, uniformly at random
             hp = trial.redraw(uniform=2 * (attempt + 1) > self.redraws)
         trial.commit()
-        if hp.width == 1.0:
-            measured = self.measure(model)
+        fit_fn = self.fit_fn(model)
+        if hp.width == 1.0:  # train_fn returns what it likes: params is always measured
+            measured = self.measure(model, None if fit_fn is None
+                                    else [*self.metrics.named, "params"])
         else:  # costs are those of the full-width model, the one deployed
             full = self.build(hp.arch, seed)
             measured = self.measure(full, [*self.metrics.named, "params"])
@@ -227,9 +281,17 @@ class ModelObjective:
             run_seed = self.train_seed(trial.number, run)
             if run:  # only the first execution reports to the scheduler
                 model = self.build(hp.arch, run_seed, hp.width)
-            metrics = self.trial_trainer.fit(
-                model, self.trial_data, params=hp.arch, seed=run_seed, budget=trial.budget,
-                report=report if run == 0 else lambda step, _: check_deadline(step))
+            if fit_fn is not None:
+                view = TrialView(trial, measured, deadline=self.deadline,
+                                 epochs=self.fidelity.epochs, reports=run == 0,
+                                 objectives=list(self.metrics.objectives))
+                metrics = call_train_fn(fit_fn, model, self.trial_data, hp, view,
+                                        seed=run_seed, needed=[n for n in self.metrics.named
+                                                               if n not in measured])
+            else:
+                metrics = self.trial_trainer.fit(
+                    model, self.trial_data, params=hp.arch, seed=run_seed, budget=trial.budget,
+                    report=report if run == 0 else lambda step, _: check_deadline(step))
             runs.append(metrics)
             if best is None or better(metrics, runs[best[0]], objective):
                 best = (run, model, run_seed)

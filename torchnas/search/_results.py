@@ -6,6 +6,7 @@ names call it)."""
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 import warnings
@@ -20,6 +21,7 @@ from torchnas.report._console import leaderboard, state_counts
 from torchnas.search._export import save_model
 from torchnas.search._objective import ModelObjective
 from torchnas.search._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
+from torchnas.search._train_fn import as_test_metrics, function_name
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
 from torchnas.study._trial import FrozenTrial
@@ -120,6 +122,11 @@ class SearchResults:
         The test split is touched for the chosen model only: :attr:`test_metrics` (and
         :attr:`test_accuracy`) are the returned model's, :attr:`retrain_report` has the
         attempts and the trial's own model's test metrics.
+
+        With ``train_fn`` the retraining calls it with ``trial=None`` on data whose ``train``
+        is train+val and whose ``val`` is the test split: the ``val_*`` metrics it returns,
+        renamed ``test_*``, are :attr:`test_metrics` (the trial's own model has none). The
+        training losses are compared only when it returns ``train_loss``.
         """
         chosen = trial or self.best_trial
         if not retrain:
@@ -130,11 +137,17 @@ class SearchResults:
         seeds = [objective.train_seed(chosen.number)] + [
             derive_seed(objective.seed, "retrain", chosen.number, k) % 2**31
             for k in range(1, self.retrain_attempts)]
+        fits: dict[int, dict[str, float]] = {}
+        own_loop = False
 
         def train(seed: int) -> tuple[nn.Module, float]:
-            model = objective.build(chosen.arch, seed)
-            fit = trainer.fit(model, bundle, params=chosen.arch, seed=seed, final=True)
-            return model, fit["train_loss"]
+            nonlocal own_loop
+            model, fit, own_loop = objective.retrain(chosen.arch, seed)
+            fits[id(model)] = fit
+            if own_loop and report.trial_train_loss is None and len(fits) == 1:
+                log.info("train_fn returns no train_loss: the retrain of trial %d is not "
+                         "checked against the trial", chosen.number)
+            return model, fit.get("train_loss", math.nan)
 
         def retrying(attempt: RetrainAttempt) -> None:
             log.warning("the retrain of trial %d ended at training loss %.4g against the "
@@ -146,7 +159,9 @@ class SearchResults:
                                                       retrying)
         report.seconds = time.monotonic() - start
         own = self.trial_model(chosen) if objective.artifacts.has(chosen.number) else None
-        if bundle.test is not None:
+        if bundle.test is not None and own_loop:
+            report.test_metrics = as_test_metrics(fits[id(model)])
+        elif bundle.test is not None:
             report.test_metrics = _test_metrics(trainer, model, bundle.test)
             if own is not None:
                 report.trial_test_metrics = _test_metrics(trainer, own, bundle.test)
@@ -183,7 +198,9 @@ class SearchResults:
         ``.pt``: weights, architecture JSON, space name and its arguments (read back with
         :func:`torchnas.load_model`); ``.onnx`` (ONNX, ``torchnas[onnx]``), ``.pt2``
         (``torch.export``) and ``.ts`` (TorchScript): programs with a dynamic batch dimension
-        that load without torchnas.
+        that load without torchnas. With ``train_fn`` the architecture written is the space's
+        decisions (what rebuilds the model); the values ``train_fn`` decided are kept in the
+        metadata as ``train_fn_decisions``.
         """
         chosen = trial or self.best_trial
         if model is None:
@@ -199,12 +216,20 @@ class SearchResults:
         if self.retrain_report is not None and self.retrain_report.trial == chosen.number:
             meta["retrain"] = {"chosen": self.retrain_report.chosen,
                                "attempts": [vars(a) for a in self.retrain_report.attempts]}
+        arch = dict(chosen.arch)
+        if self.objective.train_fn is not None:
+            built = self.objective.build_hp(arch, 0)[1].arch
+            meta["train_fn"] = function_name(self.objective.train_fn)
+            meta["train_fn_decisions"] = {k: v for k, v in arch.items() if k not in built}
+            arch = built
         kwargs = dict(self.objective.space_kwargs or {})
         if space is not None:
             kwargs.setdefault("input_shape", list(bundle.input_shape))
             kwargs.setdefault("num_classes", bundle.num_classes)
+            if bundle.num_classes is None:  # regression
+                kwargs.setdefault("num_outputs", bundle.num_outputs)
         example = torch.as_tensor(bundle.train[0][0]).unsqueeze(0)
-        return save_model(path, model, chosen.arch, space=space, space_kwargs=kwargs,
+        return save_model(path, model, arch, space=space, space_kwargs=kwargs,
                           meta=meta, example_input=example)
 
     def keep_best(self, study: Study | None = None, trial: FrozenTrial | None = None) -> None:
@@ -232,8 +257,9 @@ def _test_metrics(trainer: Trainer, model: nn.Module, test: Any) -> dict[str, fl
 def _retrain_line(report: RetrainReport) -> str:
     best = report.best_attempt
     tries = f" ({len(report.attempts)} seeds)" if len(report.attempts) > 1 else ""
-    loss = f"training loss {best.train_loss:.4g}"
-    if report.trial_train_loss is not None:
+    loss = (f"training loss {best.train_loss:.4g}" if math.isfinite(best.train_loss)
+            else "no training loss to check against the trial's")
+    if report.trial_train_loss is not None and math.isfinite(best.train_loss):
         loss += f" (the trial's: {report.trial_train_loss:.4g})"
     line = (f"Best trial {report.trial} retrained on train+val in {report.seconds:.1f}s{tries}: "
             f"{loss}")
@@ -245,4 +271,7 @@ def _retrain_line(report: RetrainReport) -> str:
         own = (report.trial_test_metrics or {}).get("test_accuracy")
         if own is not None and report.chosen != "trial":
             line += f" (the trial's own model: {own:.4f})"
+    elif report.test_metrics:  # another task's: test mse, mae, r2, ...
+        line += "; " + ", ".join(f"{k.replace('_', ' ')} {v:.4g}"
+                                 for k, v in report.test_metrics.items() if k != "test_loss")
     return line

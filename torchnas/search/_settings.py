@@ -1,7 +1,7 @@
-"""What gives a search's trials their meaning (trainer, data, space, fidelity: stored with a new
-study, see :meth:`ModelObjective.settings <torchnas.search._objective.ModelObjective.settings>`),
-how a reopened study's stored settings are compared with a new run's, and the line a resumed
-search prints."""
+"""What gives a search's trials their meaning (trainer or train_fn, data, space, fidelity:
+stored with a new study, see :meth:`ModelObjective.settings
+<torchnas.search._objective.ModelObjective.settings>`), how a reopened study's stored settings
+are compared with a new run's, and the line a resumed search prints."""
 
 from __future__ import annotations
 
@@ -23,15 +23,22 @@ log = logging.getLogger("torchnas")
 
 #: Trainer settings that change where or how fast a trial runs, not what it measures.
 MEANINGLESS_TRAINER_KEYS = ("device", "threads", "num_workers")
+#: Trainer settings added after studies were first stored, with the value every earlier study
+#: had: stored only when they differ from it, so that a study made before them resumes.
+ADDED_TRAINER_DEFAULTS: dict[str, Any] = {"task": "classification", "loss": None}
 
 
-def trial_settings(*, trainer: Mapping[str, Any], data: Mapping[str, Any], space: str,
+def trial_settings(*, trainer: Mapping[str, Any] | None, data: Mapping[str, Any], space: str,
                    space_kwargs: Mapping[str, Any] | None, fidelity: Mapping[str, Any],
-                   executions_per_trial: int) -> dict[str, Any]:
+                   executions_per_trial: int, train_fn: str | None = None) -> dict[str, Any]:
     """The settings stored with a new study, as JSON (values that are not JSON become their
-    ``repr``)."""
+    ``repr``). With a ``train_fn`` (its ``module:qualname``) the trainer is ``None``: a
+    study resumed with another training function, or with the trainer, is caught."""
     settings = {
-        "trainer": {k: v for k, v in trainer.items() if k not in MEANINGLESS_TRAINER_KEYS},
+        "trainer": None if trainer is None else {
+            k: v for k, v in trainer.items() if k not in MEANINGLESS_TRAINER_KEYS
+            and not (k in ADDED_TRAINER_DEFAULTS and v == ADDED_TRAINER_DEFAULTS[k])},
+        "train_fn": train_fn,
         "data": dict(data),
         "space": space,
         "space_kwargs": dict(space_kwargs or {}),

@@ -122,6 +122,9 @@ class Trial:
         clean = {k: float(v) for k, v in metrics.items()}
         self.last_metrics = clean
         self.study.record(events.report(self.number, self.study.owner, step, clean))
+        calls = self.study.callbacks
+        if calls is not None:  # in the driver, for every executor: workers report through it
+            calls.report(self.study, self.number, step, clean)
         if self.should_prune():
             raise TrialPruned(f"stopped by the scheduler at step {step}")
 

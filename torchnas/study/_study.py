@@ -14,6 +14,7 @@ from typing import Any
 
 from torchnas import execution
 from torchnas._util.errors import ConfigError
+from torchnas.evaluation._callbacks import Callbacks
 from torchnas.execution import Executor, Plan
 from torchnas.execution._protocol import result_metrics
 from torchnas.report._console import leaderboard, state_counts
@@ -40,6 +41,9 @@ log = logging.getLogger("torchnas")
 
 Objective = Callable[[HP], "float | Mapping[str, float]"]
 Callback = Callable[["Study", FrozenTrial], None]
+#: What ``optimize(callbacks=...)`` takes: a name, ``{"name": ..., **settings}``, a
+#: :class:`~torchnas.callbacks.Callback` or a function ``cb(study, trial)``.
+CallbackSpec = Any
 
 
 class Study:
@@ -139,6 +143,7 @@ class Study:
         self._owner = owner_token()
         self._log = TrialLog(self.journal, self._id)
         self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
+        self._callbacks: Callbacks | None = None  # those of the optimize call running now
         self.sync()
         if not self.journal.read_only:
             self._interrupt_orphans()
@@ -174,6 +179,11 @@ class Study:
     def queued(self) -> list[dict[str, Any]]:
         """Architectures queued by :meth:`enqueue` and not yet taken by a trial, oldest first."""
         return [dict(a) for a in self._log.queue.values()]
+
+    @property
+    def callbacks(self) -> Callbacks | None:
+        """The callbacks of the :meth:`optimize` call running now (``None`` outside one)."""
+        return self._callbacks
 
     def interrupt(self, number: int, reason: str) -> None:
         """Marks a trial this process was running as interrupted (it runs again first)."""
@@ -238,6 +248,12 @@ class Study:
             self.sync()
         ctx = AskContext(number=number, seed=self.seed, pending=self.pending(number))
         trial = self._live[number] = Trial(self, number, imposed, ctx)
+        if self._callbacks is not None:
+            try:
+                self._callbacks.trial_start(self, number)
+            except BaseException:  # Ctrl-C in a callback: the trial never ran
+                self.interrupt(number, "interrupted")
+                raise
         return trial
 
     def tell(
@@ -295,7 +311,7 @@ class Study:
         timeout: float | None = None,
         workers: int = 1,
         executor: str | Executor | dict[str, Any] | None = None,
-        callbacks: Iterable[Callback] = (),
+        callbacks: Iterable[CallbackSpec] | Callbacks = (),
         max_failures: int | None = None,
         retries: int = 0,
         trial_timeout: float | None = None,
@@ -318,7 +334,12 @@ class Study:
             executor: ``"inline"``, ``"process"``, ``"ray"``, ``{"name": ..., **kwargs}`` or a
                 :class:`~torchnas.execution.Executor`; ``None``: inline for one worker, else
                 process (see :mod:`torchnas.execution`).
-            callbacks: called as ``cb(study, frozen_trial)`` after each trial, in this process.
+            callbacks: called in this process, whatever the executor: functions
+                ``cb(study, frozen_trial)`` after each trial; :class:`~torchnas.callbacks.Callback`
+                objects also at the start and end of the search, as each trial starts and at
+                each report; names (``"tensorboard"``, ``"mlflow"``, ``"wandb"``: experiment
+                trackers) and ``{"name": ..., **settings}`` (see :mod:`torchnas.callbacks`).
+                One that raises is disabled with a warning naming it; the search goes on.
             max_failures: stop with :class:`TooManyFailures` after this many failures in a row.
             retries: a failed architecture is queued again (:meth:`enqueue`) until it has failed
                 ``1 + retries`` times; each attempt is a trial of its own.
@@ -329,10 +350,20 @@ class Study:
             raise ConfigError(f"objective must be a function of hp returning a float or a dict "
                               f"of metrics, got {type(objective).__name__}")
         runner = execution.resolve(executor, workers)
-        plan = Plan(trials=trials, timeout=timeout, callbacks=tuple(callbacks),
+        calls = callbacks if isinstance(callbacks, Callbacks) else Callbacks(callbacks)
+        plan = Plan(trials=trials, timeout=timeout, callbacks=(calls.trial_end,),
                     max_failures=max_failures, retries=retries, trial_timeout=trial_timeout)
         plan.check()
-        runner.run(self, objective, plan)
+        own = not calls.running  # a caller that started them ends them (ModelSearch.run)
+        if own:
+            calls.search_start(self)
+        self._callbacks = calls
+        try:
+            runner.run(self, objective, plan)
+        finally:
+            self._callbacks = None
+            if own:
+                calls.search_end(self)
 
     # -- results --------------------------------------------------------------------------------
     @property

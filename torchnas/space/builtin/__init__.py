@@ -2,7 +2,8 @@
 ``list()``), ``register``.
 
 Each space is a class whose instances are space functions ``space(hp) -> nn.Module``; they adapt
-to the data's ``input_shape`` and ``num_classes``.
+to the data's ``input_shape`` and ``num_classes`` (``num_outputs``: one output per float target,
+for regression).
 """
 
 from torchnas.space.builtin._registry import REGISTRY, available, create, get, list, register

@@ -11,7 +11,8 @@ from torch import nn
 
 from torchnas._util.errors import DataError, SpaceError
 
-__all__ = ["ACTIVATIONS", "check_layout", "check_shape", "flat_features", "signal_shape"]
+__all__ = ["ACTIVATIONS", "check_layout", "check_shape", "flat_features", "head_size",
+           "signal_shape"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU,
@@ -19,16 +20,28 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def check_shape(space: str, input_shape: Sequence[int], num_classes: int) -> tuple[int, ...]:
-    """Validates the shapes a built-in space is created for."""
+def check_shape(space: str, input_shape: Sequence[int], num_classes: int | None,
+                num_outputs: int | None = None) -> tuple[int, ...]:
+    """Validates the shapes a built-in space is created for (``num_outputs``, when given,
+    instead of ``num_classes``: the outputs of a regression)."""
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
         raise SpaceError(
             f"space {space!r}: input_shape must be positive sizes, got {input_shape!r}"
         )
-    if int(num_classes) < 2:
+    if num_outputs is not None:
+        if isinstance(num_outputs, bool) or not isinstance(num_outputs, int) or num_outputs < 1:
+            raise SpaceError(f"space {space!r}: num_outputs must be an integer >= 1, got "
+                             f"{num_outputs!r}")
+    elif num_classes is None or int(num_classes) < 2:
         raise SpaceError(f"space {space!r}: num_classes must be >= 2, got {num_classes!r}")
     return shape
+
+
+def head_size(num_classes: int | None, num_outputs: int | None) -> int:
+    """Outputs of a space's last layer: ``num_outputs`` when given (regression: one per
+    target), else ``num_classes`` (checked by :func:`check_shape`)."""
+    return int(num_outputs if num_outputs is not None else num_classes)  # type: ignore[arg-type]
 
 
 def flat_features(body: nn.Module, input_shape: Sequence[int]) -> int:
@@ -73,11 +86,11 @@ def check_layout(space: str, shape: tuple[int, ...]) -> None:
             f"x.unsqueeze(1), shaped {(1, h, w)}", UserWarning, stacklevel=3)
 
 
-def signal_shape(space: str, input_shape: Sequence[int],
-                 num_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def signal_shape(space: str, input_shape: Sequence[int], num_classes: int | None,
+                 num_outputs: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The checked input shape as given, and as ``(C, L)`` or ``(C, H, W)`` (a flat ``(L,)``
     is one channel): what convolutional spaces build on (see :func:`check_layout`)."""
-    given = check_shape(space, input_shape, num_classes)
+    given = check_shape(space, input_shape, num_classes, num_outputs)
     check_layout(space, given)
     shape = (1, given[0]) if len(given) == 1 else given
     if len(shape) not in (2, 3):

@@ -33,7 +33,8 @@ def get(name: str) -> type:
 def create(name: str, **kwargs: Any) -> Any:
     """An instance of the space ``name``: a callable ``space(hp) -> nn.Module``.
 
-    Built-in spaces take ``input_shape`` (channels first, no batch) and ``num_classes``.
+    Built-in spaces take ``input_shape`` (channels first, no batch) and ``num_classes``, or
+    ``num_outputs`` (a regression's targets) instead.
 
     Raises:
         ConfigError: for an unknown name or setting (naming the closest ones).

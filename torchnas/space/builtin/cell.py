@@ -25,7 +25,7 @@ from torch import nn
 
 from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import signal_shape
+from torchnas.space.builtin._common import head_size, signal_shape
 from torchnas.space.builtin._registry import register
 
 __all__ = ["OPS", "CellSpace"]
@@ -92,6 +92,8 @@ class CellSpace:
         ops: the candidate operations of every edge, a subset of :data:`OPS`.
         share_cells: one set of edge labels for every cell (else one per cell).
         lr: ``(low, high)`` of a log-uniform learning rate decision (``None``: none).
+        num_outputs: outputs of the last layer instead of ``num_classes`` (a regression
+            of ``num_outputs`` targets; ``None``: ``num_classes``).
     """
 
     name: ClassVar[str]  # set by @register above
@@ -107,6 +109,7 @@ class CellSpace:
         ops: Sequence[str] = OPS,
         share_cells: bool = True,
         lr: tuple[float, float] | None = None,
+        num_outputs: int | None = None,
     ) -> None:
         self.input_shape = input_shape
         self.num_classes = num_classes
@@ -117,9 +120,11 @@ class CellSpace:
         self.ops = ops
         self.share_cells = share_cells
         self.lr = lr
+        self.num_outputs = num_outputs
 
     def _check(self) -> tuple[int, ...]:
-        _, shape = signal_shape(self.name, self.input_shape, self.num_classes)
+        _, shape = signal_shape(self.name, self.input_shape, self.num_classes,
+                                self.num_outputs)
         for name in ("channels", "stages", "cells_per_stage"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -153,7 +158,8 @@ class CellSpace:
 
     def __call__(self, hp: HP) -> nn.Module:
         shape = self._check()
-        given, _ = signal_shape(self.name, self.input_shape, self.num_classes)
+        given, _ = signal_shape(self.name, self.input_shape, self.num_classes,
+                                self.num_outputs)
         dim = len(shape) - 1
         conv = nn.Conv1d if dim == 1 else nn.Conv2d
         norm = nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d
@@ -168,7 +174,8 @@ class CellSpace:
                 with hp.scope("cell" if self.share_cells else f"stage{s}_cell{i}"):
                     body.append(self.cell(hp, dim, c))
         pool = nn.AdaptiveAvgPool1d if dim == 1 else nn.AdaptiveAvgPool2d
-        head = [norm(c), nn.ReLU(), pool(1), nn.Flatten(), nn.Linear(c, self.num_classes)]
+        outputs = head_size(self.num_classes, self.num_outputs)
+        head = [norm(c), nn.ReLU(), pool(1), nn.Flatten(), nn.Linear(c, outputs)]
         if self.lr is not None:
             hp.float("lr", self.lr[0], self.lr[1], log=True)
         return nn.Sequential(*body, *head)

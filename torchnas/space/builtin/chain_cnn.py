@@ -14,7 +14,13 @@ from typing import ClassVar
 from torch import nn
 
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import ACTIVATIONS, conv_kinds, flat_features, signal_shape
+from torchnas.space.builtin._common import (
+    ACTIVATIONS,
+    conv_kinds,
+    flat_features,
+    head_size,
+    signal_shape,
+)
 from torchnas.space.builtin._registry import register
 
 __all__ = ["ChainCNNSpace"]
@@ -35,6 +41,8 @@ class ChainCNNSpace:
         dropout_rate: dropout before the classifier when the ``dropout`` decision is true.
         batchnorm: batch norm after each convolution.
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
+        num_outputs: outputs of the last layer instead of ``num_classes`` (a regression
+            of ``num_outputs`` targets; ``None``: ``num_classes``).
     """
 
     name: ClassVar[str]  # set by @register above
@@ -53,6 +61,7 @@ class ChainCNNSpace:
         dropout_rate: float = 0.2,
         batchnorm: bool = True,
         lr: tuple[float, float] | None = (5e-4, 1e-2),
+        num_outputs: int | None = None,
     ) -> None:
         self.input_shape = input_shape
         self.num_classes = num_classes
@@ -66,9 +75,11 @@ class ChainCNNSpace:
         self.dropout_rate = dropout_rate
         self.batchnorm = batchnorm
         self.lr = lr
+        self.num_outputs = num_outputs
 
     def __call__(self, hp: HP) -> nn.Module:
-        given, shape = signal_shape(self.name, self.input_shape, self.num_classes)
+        given, shape = signal_shape(self.name, self.input_shape, self.num_classes,
+                                    self.num_outputs)
         conv, norm = conv_kinds(len(shape) - 1)
         act = ACTIVATIONS[hp.choice("activation", list(self.activations))]
         body: list[nn.Module] = [nn.Unflatten(1, shape)] if len(given) == 1 else []
@@ -92,7 +103,7 @@ class ChainCNNSpace:
             features = units
         if hp.bool("dropout"):
             head.append(nn.Dropout(self.dropout_rate))
-        head.append(nn.Linear(features, self.num_classes))
+        head.append(nn.Linear(features, head_size(self.num_classes, self.num_outputs)))
         if self.lr is not None:
             hp.float("lr", self.lr[0], self.lr[1], log=True)
         return nn.Sequential(*body, *head)

@@ -13,7 +13,7 @@ from typing import ClassVar
 from torch import nn
 
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import ACTIVATIONS, check_shape
+from torchnas.space.builtin._common import ACTIVATIONS, check_shape, head_size
 from torchnas.space.builtin._registry import register
 
 __all__ = ["MLPSpace"]
@@ -31,6 +31,8 @@ class MLPSpace:
         activations: names from which the one activation is chosen.
         dropout_rate: the rate used when the ``dropout`` decision is true.
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
+        num_outputs: outputs of the last layer instead of ``num_classes`` (a regression
+            of ``num_outputs`` targets; ``None``: ``num_classes``).
     """
 
     name: ClassVar[str]  # set by @register above
@@ -44,6 +46,7 @@ class MLPSpace:
         activations: Sequence[str] = ("relu", "tanh"),
         dropout_rate: float = 0.25,
         lr: tuple[float, float] | None = (1e-4, 1e-2),
+        num_outputs: int | None = None,
     ) -> None:
         self.input_shape = input_shape
         self.num_classes = num_classes
@@ -52,9 +55,10 @@ class MLPSpace:
         self.activations = activations
         self.dropout_rate = dropout_rate
         self.lr = lr
+        self.num_outputs = num_outputs
 
     def __call__(self, hp: HP) -> nn.Module:
-        shape = check_shape(self.name, self.input_shape, self.num_classes)
+        shape = check_shape(self.name, self.input_shape, self.num_classes, self.num_outputs)
         width = math.prod(shape)
         layers: list[nn.Module] = [nn.Flatten()]
         low, high, step = self.units
@@ -65,7 +69,7 @@ class MLPSpace:
             width = units
         if hp.bool("dropout"):
             layers.append(nn.Dropout(self.dropout_rate))
-        layers.append(nn.Linear(width, self.num_classes))
+        layers.append(nn.Linear(width, head_size(self.num_classes, self.num_outputs)))
         if self.lr is not None:
             hp.float("lr", self.lr[0], self.lr[1], log=True)
         return nn.Sequential(*layers)

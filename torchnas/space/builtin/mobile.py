@@ -21,7 +21,7 @@ from torch import nn
 
 from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import conv_kinds, signal_shape
+from torchnas.space.builtin._common import conv_kinds, head_size, signal_shape
 from torchnas.space.builtin._registry import register
 
 __all__ = ["InvertedResidual", "MobileSpace"]
@@ -78,6 +78,8 @@ class MobileSpace:
         head: channels of the pointwise convolution before pooling.
         dropout_rate: dropout before the classifier when the ``dropout`` decision is true.
         lr: ``(low, high)`` of the log-uniform learning rate (``None``: no ``lr`` decision).
+        num_outputs: outputs of the last layer instead of ``num_classes`` (a regression
+            of ``num_outputs`` targets; ``None``: ``num_classes``).
     """
 
     name: ClassVar[str]  # set by @register above
@@ -96,6 +98,7 @@ class MobileSpace:
         head: int = 96,
         dropout_rate: float = 0.2,
         lr: tuple[float, float] | None = (5e-4, 1e-2),
+        num_outputs: int | None = None,
     ) -> None:
         self.input_shape = input_shape
         self.num_classes = num_classes
@@ -109,9 +112,11 @@ class MobileSpace:
         self.head = head
         self.dropout_rate = dropout_rate
         self.lr = lr
+        self.num_outputs = num_outputs
 
     def __call__(self, hp: HP) -> nn.Module:
-        given, shape = signal_shape(self.name, self.input_shape, self.num_classes)
+        given, shape = signal_shape(self.name, self.input_shape, self.num_classes,
+                                    self.num_outputs)
         if len(self.strides) != len(self.widths):
             raise SpaceError(f"space 'mobile': {len(self.widths)} stages of widths but "
                              f"{len(self.strides)} strides")
@@ -137,7 +142,7 @@ class MobileSpace:
                    nn.Flatten()]
         if hp.bool("dropout"):
             layers.append(nn.Dropout(self.dropout_rate))
-        layers.append(nn.Linear(head, self.num_classes))
+        layers.append(nn.Linear(head, head_size(self.num_classes, self.num_outputs)))
         if self.lr is not None:
             hp.float("lr", self.lr[0], self.lr[1], log=True)
         return nn.Sequential(*layers)
