@@ -257,9 +257,10 @@ def test_float_targets_given_to_classification_name_the_regression_task() -> Non
     data = regression()
     search = quiet_search(space=_linear, data=data, trainer=tn.Trainer(epochs=1), trials=1)
     with pytest.raises(DataError, match=r"targets of 'custom' are floats: task "
-                                        r"'classification' .* Trainer\(task='regression'\)"):
+                                        r"'classification' .*Trainer\(task='regression'\)"):
         search.check()
-    with pytest.raises(DataError, match=r"use Trainer\(task='regression'\)"):
+    with pytest.raises(DataError, match=r"use task 'regression' \(Trainer\(task='regression'\); "
+                                        r"in YAML, trainer: \{task: regression\}\)"):
         tn.Trainer(epochs=1).fit(nn.Linear(6, 2), data)
 
 

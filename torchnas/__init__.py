@@ -22,6 +22,7 @@ from torchnas._util.errors import (
     SpaceError,
     TooManyFailures,
     TorchnasError,
+    TrainFnError,
     TrialPruned,
 )
 from torchnas.evaluation import Trainer, summary
@@ -44,6 +45,7 @@ __all__ = [
     "Trainer",
     "Trial",
     "TooManyFailures",
+    "TrainFnError",
     "TrialPruned",
     "TrialState",
     "__version__",

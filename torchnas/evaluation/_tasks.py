@@ -153,8 +153,9 @@ class ClassificationTask(Task):
         if data.num_classes is None:
             raise DataError(
                 f"the targets of {data.name!r} are floats: task 'classification' needs integer "
-                f"class indices. For float targets use Trainer(task='regression'); for class "
-                f"indices stored as floats, y.long()")
+                f"class indices. For float targets use task 'regression' "
+                f"(Trainer(task='regression'); in YAML, trainer: {{task: regression}}); for "
+                f"class indices stored as floats, y.long()")
         if data.target_shape:
             raise DataError(
                 f"the labels of {data.name!r} have shape {data.target_shape} per sample: task "

@@ -248,7 +248,8 @@ def call_train_fn(fn: TrainFn, model: nn.Module, data: tn_data.Data, hp: HP,
             f"train_fn {name} returned no {', '.join(map(repr, missing))} (it returned "
             f"{sorted(metrics) or 'no metric'}): it must return every objective and "
             f"constraint metric the search names that torchnas does not measure itself "
-            f"({', '.join(map(repr, needed))})")
+            f"({', '.join(map(repr, needed))}), or the search must name the metrics it "
+            f"returns (objectives={{'metric': 'max'}})")
     if "train_seconds" not in metrics and math.isfinite(seconds):
         metrics["train_seconds"] = seconds
     return metrics
