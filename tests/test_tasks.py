@@ -417,3 +417,16 @@ def test_a_yaml_config_with_the_regression_task(tmp_path: Path) -> None:
     study = tn.load_study(str(db))
     assert study.objectives == {"val_mse": "min"}
     assert all("val_r2" in t.metrics for t in study.trials)
+
+
+def test_the_cli_export_of_a_regression_search_prints_its_test_metrics(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(f"space: mlp\ndata: diabetes\ntrainer: {{task: regression, epochs: 2}}\n"
+                   f"trials: 2\nstrategy: random\nprogress: false\nstorage: {tmp_path / 'r.db'}\n")
+    assert main(["search", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "r.db"), str(tmp_path / "best.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "retrained on train+val: test mse " in out and ", r2 " in out
+    assert "accuracy" not in out

@@ -199,8 +199,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         tested = (", the retrain stayed clearly worse than the trial: its own trained model "
                   "was written")
     else:
-        tested = ("" if search.test_accuracy is None
-                  else f", retrained on train+val: test accuracy {search.test_accuracy:.4f}")
+        shown = ", ".join(f"{k.removeprefix('test_').replace('_', ' ')} {format_metric(v, k)}"
+                          for k, v in (search.test_metrics or {}).items())
+        tested = f", retrained on train+val: test {shown}" if shown else ""
     print(f"Trial {chosen.number} of {study.name!r} written to {path}{tested}")
     return 0
 
