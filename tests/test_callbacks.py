@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,18 @@ def wandb_records(path: Path) -> list[Any]:
     return records
 
 
+def _complete_records(path: Path, wait: float = 15.0) -> list[Any]:
+    """The records of a W&B offline run once its service has written the exit record (on a
+    loaded machine the file can lag behind ``run.finish()``)."""
+    deadline = time.monotonic() + wait
+    while True:
+        records = wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) \
+                or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def _value(item: Any) -> Any:
     return json.loads(item.value_json)
 
@@ -336,7 +349,7 @@ def test_wandb_writes_an_offline_run_per_trial() -> None:
     seen = {}
     for path in files:
         run, history, summary, exit_code = None, [], {}, None
-        for r in wandb_records(path):
+        for r in _complete_records(path):
             kind = r.WhichOneof("record_type")
             if kind == "run":
                 run = r.run

@@ -8,9 +8,11 @@ import json
 import math
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -72,7 +74,7 @@ def get(url: str) -> tuple[int, Any]:
 
 def test_the_json_view_is_the_study(served: tuple[Path, str]) -> None:
     db, url = served
-    assert get(url + "api/studies") == (200, {"storage": str(db), "studies": ["demo"]})
+    assert get(url + "api/studies") == (200, {"storage": db.name, "studies": ["demo"]})
     status, view = get(url + "api/study?name=demo")
     assert status == 200
     study = tn.load_study(db, read_only=True)
@@ -141,6 +143,99 @@ def test_unknown_study_or_page_is_a_404_that_says_why(served: tuple[Path, str]) 
     assert status == 200 and '<table id="leaderboard">' in page
 
 
+def raw(url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """The whole response to ``request`` sent as is over a fresh TCP connection."""
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_idle_and_half_sent_connections_do_not_block_others(
+        served: tuple[Path, str]) -> None:
+    _, url = served
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    idle = socket.create_connection((host, int(port)))
+    half = socket.create_connection((host, int(port)))
+    half.sendall(b"GET /api/stud")
+    try:
+        time.sleep(0.2)  # both are accepted and stalled before the next client comes
+        start = time.monotonic()
+        status, body = get(url + "api/studies")
+        assert status == 200 and body["studies"] == ["demo"]
+        assert get(url + "api/study?name=demo")[0] == 200
+        assert time.monotonic() - start < 1.0
+    finally:
+        idle.close()
+        half.close()
+
+
+def test_a_stalled_connection_is_closed_after_the_read_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    make_db(db, trials=2)
+    server = Dashboard(db, port=0, timeout=0.5)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        with socket.create_connection((str(host), port), timeout=5) as s:
+            s.sendall(b"GET / HT")
+            start = time.monotonic()
+            assert s.recv(100) == b""  # closed by the server, nothing answered
+            assert time.monotonic() - start < 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_foreign_host_header_is_refused(served: tuple[Path, str]) -> None:
+    _, url = served
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+        answer = raw(url, f"GET /api/studies HTTP/1.1\r\nHost: {host}\r\n"
+                          "Connection: close\r\n\r\n".encode())
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 403"), answer
+        assert b"demo" not in body and len(body) < 200
+    answer = raw(url, b"GET /api/studies HTTP/1.0\r\n\r\n")  # no Host at all
+    assert answer.startswith(b"HTTP/1.0 403")
+    for host in ("localhost", f"localhost:{port}", f"[::1]:{port}", f"127.0.0.1:{port}"):
+        answer = raw(url, f"GET /api/studies HTTP/1.1\r\nHost: {host}\r\n"
+                          "Connection: close\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.0 200"), (host, answer)
+
+
+def test_allowed_hosts_and_the_served_address(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    make_db(db, trials=2)
+    server = Dashboard(db, port=0, allowed_hosts=["NAS.Example.org"])
+    try:
+        assert "nas.example.org" in server.allowed_hosts
+        assert {"localhost", "127.0.0.1", "::1"} <= server.allowed_hosts
+    finally:
+        server.server_close()
+    server = Dashboard(db, host="0.0.0.0", port=0)
+    try:
+        assert "0.0.0.0" not in server.allowed_hosts  # a wildcard names no host
+    finally:
+        server.server_close()
+
+
+def test_no_response_shows_the_absolute_path(served: tuple[Path, str]) -> None:
+    db, url = served
+    for page in ("api/studies", "api/study?name=nope", "api/study?name=" + str(db), "nowhere",
+                 "api/study?name=demo", ""):
+        answer = raw(url, f"GET /{page} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        assert str(db.parent).encode() not in answer, page
+    status, body = get(url + "api/study?name=nope")
+    assert status == 404 and body["error"].startswith(f"{db.name}: no study named 'nope'")
+
+
 def test_cli_refuses_missing_and_foreign_files(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dashboard", str(tmp_path / "none.db")]) == 2
@@ -156,7 +251,8 @@ def test_cli_serves_until_stopped(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     make_db(db, trials=4)
     proc = subprocess.Popen([sys.executable, "-m", "torchnas.cli", "dashboard", str(db),
-                             "--port", "0"], stdout=subprocess.PIPE, text=True)
+                             "--port", "0", "--allow-host", "nas.example"],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -164,6 +260,10 @@ def test_cli_serves_until_stopped(tmp_path: Path) -> None:
         assert found, line
         status, view = get(found.group(1) + "api/study?name=demo")
         assert status == 200 and len(view["trials"]) == 4
+        for host, code in (("nas.example", b"200"), ("other.example", b"403")):
+            answer = raw(found.group(1), f"GET /api/studies HTTP/1.0\r\nHost: {host}\r\n"
+                                         "\r\n".encode())
+            assert answer.startswith(b"HTTP/1.0 " + code), answer
     finally:
         proc.terminate()
         proc.wait(10)

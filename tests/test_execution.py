@@ -533,14 +533,17 @@ def test_nothing_listens_beyond_loopback_by_default() -> None:
 def test_the_ray_listener_accepts_only_its_own_workers() -> None:
     import socket
     from multiprocessing import AuthenticationError
-    from multiprocessing.connection import Client
+    from multiprocessing.connection import Client, wait
 
+    from torchnas.execution._gate import Gate
     from torchnas.execution._ray import _RayBackend, _RayHandle
 
     backend = _RayBackend(ray=None, objective=plain, workers=1, cpus=1.0, gpus=0.0,
                           listen=("127.0.0.1", 0))
     backend.sock = socket.create_server(("127.0.0.1", 0))
     backend.key = os.urandom(32)
+    backend.gate = Gate(backend.sock, backend.key)
+    backend.gate.start()
     handle = backend.handles[0] = _RayHandle(None, None, "token")
     address = backend.sock.getsockname()
     assert address[0] == "127.0.0.1"
@@ -561,10 +564,11 @@ def test_the_ray_listener_accepts_only_its_own_workers() -> None:
         ]:
             peer = threading.Thread(target=connect, args=(key, hello))
             peer.start()
-            backend.accept(backend.sock)
+            if wait(backend.waitables(), timeout=1.0):  # authenticated by the gate's thread
+                backend.accept(backend.gate.ready)
             peer.join()
             assert (handle.conn is not None) is accepted
     finally:
         if handle.conn is not None:
             handle.conn.close()
-        backend.sock.close()
+        backend.close()

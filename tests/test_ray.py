@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,58 @@ def test_a_cluster_address_without_a_cluster_fails_before_any_trial(tmp_path: Pa
     with pytest.raises(tn.ConfigError, match="no Ray cluster reachable at address 'auto'"):
         study.optimize(leaking, trials=2, executor=tn.execution.RayExecutor(address="auto"))
     assert study.trials == [] and not ray.is_initialized()
+
+
+def sleepy(hp: tn.HP) -> dict[str, float]:
+    hp.int("x", 0, 10**6)
+    time.sleep(0.4)
+    return {"acc": 1.0}
+
+
+def test_idle_peers_of_the_driver_socket_delay_no_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peers that connect to the driver's socket without the key and send nothing (5 before the
+    workers, 1 more after each trial while others run) or trickle bytes cost no trial time."""
+    import ray
+
+    from torchnas.execution import _gate
+    from torchnas.execution._ray import start_local_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    here = os.path.dirname(__file__)
+    start_local_ray(num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": here}})
+    peers: list[socket.socket] = []
+    gates: list[_gate.Gate] = []
+    try:
+        def search(intruders: bool) -> tuple[float, list[tn.FrozenTrial]]:
+            def intrude(study: tn.Study, trial: tn.FrozenTrial) -> None:  # in the driver
+                if intruders and len(peers) < 10:
+                    peers.append(socket.create_connection(gates[-1].sock.getsockname()[:2]))
+
+            study = tn.Study(objectives={"acc": "max"}, strategy="random", seed=0)
+            start = time.monotonic()
+            study.optimize(sleepy, trials=8, executor=tn.execution.RayExecutor(workers=2),
+                           trial_timeout=3, callbacks=[intrude])
+            return time.monotonic() - start, study.trials
+
+        real_start = _gate.Gate.start
+
+        def start_with_intruders(gate: _gate.Gate) -> None:
+            real_start(gate)
+            gates.append(gate)
+            where = gate.sock.getsockname()[:2]
+            peers.extend(socket.create_connection(where) for _ in range(5))
+            peers[-1].sendall(b"\x00\x00")  # a half-sent message
+
+        search(False)  # Ray's worker processes start once
+        base, _ = search(False)
+        monkeypatch.setattr(_gate.Gate, "start", start_with_intruders)
+        took, trials = search(True)
+    finally:
+        for peer in peers:
+            peer.close()
+        ray.shutdown()
+    print(f"8 trials on 2 Ray workers: {base:.2f} s alone, {took:.2f} s with intruders")
+    assert len(peers) >= 10
+    assert [t.state for t in trials] == [COMPLETE] * 8, [t.error for t in trials]
+    assert took - base < 2.0, (base, took)

@@ -322,7 +322,9 @@ def test_yaml_names_the_loop_as_module_function(tmp_path: Path,
     study = tn.load_study("runs/y.db", name="y")
     assert study.settings is not None and study.settings["train_fn"] == "tfn_yaml_loops:fit"
     assert all("lr" in t.arch for t in study.trials)
-    code, out, err = run_cli("export", "runs/y.db", "best.pt")  # the retrain calls fit again
+    code, out, err = run_cli("export", "runs/y.db", "best.pt")  # code beside a DB: refused
+    assert code == 2 and "space: 'tfn_yaml_loops:space'" in err and "--trust-config" in err
+    code, out, err = run_cli("export", "runs/y.db", "best.pt", "--trust-config")  # fit again
     assert code == 0, err
     assert "retrained on train+val: test accuracy" in out
     code, out, err = run_cli("search", "c.yaml", "--set", "trainer.epochs=1")

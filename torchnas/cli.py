@@ -1,5 +1,5 @@
 """The ``torchnas`` command: ``search CONFIG``, ``space CONFIG``, ``trials DB``, ``best DB``,
-``export DB OUT``, ``plot DB OUT``."""
+``export DB OUT``, ``plot DB OUT``, ``repair DB OUT``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ from torchnas import oneshot
 from torchnas._util.config import (
     apply_overrides,
     check_keys,
+    code_refs,
     dump_config,
     load_config,
     resolve_object,
+    short_repr,
 )
-from torchnas._util.errors import TorchnasError
+from torchnas._util.errors import StorageError, TorchnasError
 from torchnas._util.table import format_metric
 from torchnas.evaluation import Trainer
 from torchnas.report import plot_history, plot_intermediate, plot_pareto
@@ -32,6 +34,7 @@ from torchnas.report._trials import format_trials
 from torchnas.search._model_search import ModelSearch
 from torchnas.search._settings import differences
 from torchnas.search._train_fn import function_name
+from torchnas.storage import repair
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.study import Study, load_study
 from torchnas.study._trial import TrialState
@@ -78,7 +81,8 @@ def _data(spec: Any, where: str) -> Any:
         if ":" in spec["name"]:
             return _loaded(where, spec["name"], resolve_object(where, spec["name"])(**args))
         return tn_data.load(spec["name"], **args)
-    raise TorchnasError(f"{where}: expected a dataset name or {{name: ..., ...}}, got {spec!r}")
+    raise TorchnasError(f"{where}: expected a dataset name or {{name: ..., ...}}, "
+                        f"got {short_repr(spec)}")
 
 
 def _data_from_paths(spec: dict[str, Any], key: str, where: str) -> tn_data.Data:
@@ -97,7 +101,7 @@ def _data_from_paths(spec: dict[str, Any], key: str, where: str) -> tn_data.Data
     if not 1 <= len(paths) <= len(positional) or not all(isinstance(p, str) for p in paths):
         raise TorchnasError(f"{where}: {key!r} must be a path"
                             f"{' or a list [inputs, labels]' if key == 'files' else ''}, "
-                            f"got {spec[key]!r}")
+                            f"got {short_repr(spec[key])}")
     return load(*paths, **args)
 
 
@@ -156,8 +160,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
             print(f"{out} keeps the study's own settings (this run overrode them)")
             return 0
         partial = out.with_name(out.name + ".partial")  # a kill never leaves half a file
-        partial.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
-        os.replace(partial, out)
+        try:
+            partial.write_text(dump_config(resolved_config(search, config)), encoding="utf-8")
+            os.replace(partial, out)
+        except OSError as exc:  # the study itself is complete and kept
+            cause = exc.strerror or exc
+            raise StorageError(f"{partial}: cannot write the resolved config ({cause}); the "
+                               f"study in {search.storage} keeps every trial") from None
         print(f"Resolved config written to {out}")
     return 0
 
@@ -175,6 +184,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise TorchnasError(f"{config_file} not found: pass --config with the search's YAML "
                             "config (the space and data rebuild the model)")
     config = {k: v for k, v in load_config(config_file).items() if k != "export_to"}
+    refs = [] if args.config or args.trust_config else code_refs(config)
+    if refs:  # a config is code: the one beside a DB runs only when the user says so
+        key, ref = refs[0]
+        raise TorchnasError(f"{config_file}: {key}: {short_repr(ref)} names code to import and "
+                            f"run; pass --trust-config if you trust this file (or --config "
+                            f"with your own)")
     config.update(storage=str(args.db), name=study.name, progress=False)
     search = build_search(config, where=str(config_file))
     search.study = study
@@ -317,7 +332,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if not Path(args.db).exists():
         raise TorchnasError(f"no such storage file: {args.db}")
     try:
-        server = Dashboard(args.db, host=args.host, port=args.port)
+        server = Dashboard(args.db, host=args.host, port=args.port,
+                           allowed_hosts=args.allow_host)
     except sqlite3.DatabaseError as exc:
         raise TorchnasError(f"{args.db}: not a torchnas SQLite storage ({exc})") from None
     except OSError as exc:
@@ -363,6 +379,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", type=int, help="export this trial instead of the best")
     p.add_argument("--config", type=Path, help="the search's YAML config (default: the "
                                                   "resolved config written beside the DB)")
+    p.add_argument("--trust-config", action="store_true",
+                   help="run the functions the config beside the DB names (a config is code: "
+                        "only for a file you trust)")
     p.add_argument("--no-retrain", action="store_true",
                    help="write the trial's own trained model (its weights kept beside the "
                         "study) instead of retraining it on train+val")
@@ -377,7 +396,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("db", help="the study's SQLite file")
     p.add_argument("--host", default="127.0.0.1", help="the address to serve on")
     p.add_argument("--port", type=int, default=8080, help="the port (0: any free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a further name requests may give as Host (a reverse proxy's; "
+                   "loopback names and --host are always allowed); repeatable")
+    p = sub.add_parser("repair", help="copy every event a damaged study file still holds "
+                                      "into a new file")
+    p.add_argument("db", help="the damaged SQLite file (only read)")
+    p.add_argument("out", type=Path, help="the new file to write")
     return parser
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    saved = repair(args.db, args.out)
+    print(f"{saved.events} events of {len(saved.studies)} studies ({', '.join(saved.studies)}) "
+          f"copied to {args.out}; {saved.lost} could not be read")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -396,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
                 "best": _cmd_best, "export": _cmd_export, "plot": _cmd_plot,
-                "dashboard": _cmd_dashboard}
+                "dashboard": _cmd_dashboard, "repair": _cmd_repair}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:  # search handles its own; the others have nothing to save

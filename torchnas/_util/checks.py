@@ -7,6 +7,7 @@ import math
 import numbers
 from typing import Any
 
+from torchnas._util.config import short_repr
 from torchnas._util.errors import ConfigError
 
 __all__ = ["check_bool", "check_int", "check_real"]
@@ -19,7 +20,8 @@ def check_int(owner: str, key: str, value: Any, low: int, *, optional: bool = Fa
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         extra = " or None" if optional else ""
-        raise ConfigError(f"{owner}: {key} must be an integer >= {low}{extra}, got {value!r}")
+        raise ConfigError(f"{owner}: {key} must be an integer >= {low}{extra}, "
+                          f"got {short_repr(value)}")
 
 
 def check_real(owner: str, key: str, value: Any, low: float = -math.inf, high: float = math.inf,
@@ -40,10 +42,10 @@ def check_real(owner: str, key: str, value: Any, low: float = -math.inf, high: f
         else:
             need = f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
         extra = " or None" if optional else ""
-        raise ConfigError(f"{owner}: {key} must be a number {need}{extra}, got {value!r}")
+        raise ConfigError(f"{owner}: {key} must be a number {need}{extra}, got {short_repr(value)}")
 
 
 def check_bool(owner: str, key: str, value: Any) -> None:
     """:class:`ConfigError` naming ``key`` unless ``value`` is ``True`` or ``False``."""
     if not isinstance(value, bool):
-        raise ConfigError(f"{owner}: {key} must be True or False, got {value!r}")
+        raise ConfigError(f"{owner}: {key} must be True or False, got {short_repr(value)}")

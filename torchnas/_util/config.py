@@ -13,6 +13,8 @@ import difflib
 import importlib
 import inspect
 import re
+import reprlib
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +26,26 @@ import yaml
 from torchnas._util.errors import ConfigError
 
 __all__ = [
-    "apply_overrides", "check_keys", "dump_config", "load_config", "parse_value", "resolve_object",
+    "MAX_NODES", "apply_overrides", "check_keys", "code_refs", "dump_config", "load_config",
+    "parse_value", "resolve_object", "short_repr",
 ]
+
+#: The most values a YAML document may hold once its aliases (``*name``) are expanded: a
+#: config of this size is far past any real one, while a few hundred bytes of nested anchors
+#: (a "billion laughs" file) expand to billions, which no message or check could walk.
+MAX_NODES = 100_000
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def short_repr(value: Any, limit: int = 160) -> str:
+    """``repr(value)`` cut to a line of at most ``limit`` characters (nesting, lengths and
+    strings bounded first): what an error message shows of a config value, however large or
+    deeply shared the value is."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class _Loader(yaml.SafeLoader):
@@ -50,6 +70,43 @@ class _Loader(yaml.SafeLoader):
                     key_node.start_mark)
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
+
+    def get_single_node(self) -> yaml.Node | None:
+        """The document's node graph, refused when its aliases expand past :data:`MAX_NODES`
+        values or refer to themselves (counted once per node: milliseconds for any file)."""
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raises ``yaml.YAMLError`` when ``root`` expands to more than :data:`MAX_NODES` values."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to the value that contains it", node.start_mark)
+        open_.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        open_.discard(key)
+        if total > MAX_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"its aliases expand to more than {MAX_NODES:,} values (nested "
+                f"anchors: refused rather than expanded)", node.start_mark)
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -125,7 +182,7 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
                 child = dict(child)
             else:
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])!r} is "
-                                  f"{child!r}, not a mapping")
+                                  f"{short_repr(child)}, not a mapping")
             node[part] = child
             node = child
         node[parts[-1]] = value
@@ -155,22 +212,46 @@ def check_keys(where: str, given: Mapping[str, Any], target: Callable[..., Any],
         hint_type = hints.get(key)
         if hint_type is not None and not _matches(value, hint_type):
             raise ConfigError(
-                f"{where}: key {key!r} must be {_describe(hint_type)}, got {value!r} "
+                f"{where}: key {key!r} must be {_describe(hint_type)}, got {short_repr(value)} "
                 f"({type(value).__name__})"
             )
 
 
+def code_refs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The ``(key, reference)`` pairs by which ``config`` names code to import and run:
+    ``space``, ``train_fn`` and ``data`` (or ``data.name``) as ``package.module:function``, and
+    an Optuna sampler as a class path (``strategy.sampler``). A config is code, like a Python
+    script: the reading commands refuse these in a config they were not handed."""
+    found = []
+    for key in ("space", "train_fn", "data"):
+        value = config.get(key)
+        if key == "data" and isinstance(value, Mapping):
+            key, value = "data.name", value.get("name")
+        if isinstance(value, str) and ":" in value:
+            found.append((key, value))
+    strategy = config.get("strategy")
+    sampler = strategy.get("sampler") if isinstance(strategy, Mapping) else None
+    if isinstance(sampler, str) and "." in sampler:  # the built-in samplers' names have none
+        found.append(("strategy.sampler", sampler))
+    return found
+
+
 def resolve_object(where: str, ref: str) -> Any:
-    """Imports ``package.module:attribute``.
+    """Imports ``package.module:attribute``, which must be callable and not of the standard
+    library (``os:system`` is no space, loader or training loop).
 
     Raises:
-        ConfigError: naming ``where`` and ``ref`` when ``ref`` is not of that form, when the
-            module cannot be imported (not found, a syntax error: with its file and line, or
-            any error its code raises on import) or has no such attribute.
+        ConfigError: naming ``where`` and ``ref`` when ``ref`` is not of that form, names a
+            standard-library module, when the module cannot be imported (not found, a syntax
+            error: with its file and line, or any error its code raises on import) or has no
+            such attribute, or when that attribute cannot be called.
     """
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr or ":" in attr:
-        raise ConfigError(f"{where}: {ref!r} is not of the form package.module:name")
+        raise ConfigError(f"{where}: {short_repr(ref)} is not of the form package.module:name")
+    if module_name.partition(".")[0] in sys.stdlib_module_names:
+        raise ConfigError(f"{where}: {short_repr(ref)} names the standard library's "
+                          f"{module_name!r}, not a function of your own")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -190,6 +271,8 @@ def resolve_object(where: str, ref: str) -> Any:
                                              n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
             raise ConfigError(f"{where}: {module_name!r} has no {attr!r}{hint}") from None
+    if not callable(obj):
+        raise ConfigError(f"{where}: {ref} is a {type(obj).__name__}, not a function")
     return obj
 
 

@@ -6,6 +6,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "SpaceError",
+    "StorageError",
     "TooManyFailures",
     "TorchnasError",
     "TrainFnError",
@@ -27,6 +28,11 @@ class DataError(TorchnasError, ValueError):
 
 class ConfigError(TorchnasError, ValueError):
     """A configuration (YAML or keyword arguments) is malformed; the message names the key."""
+
+
+class StorageError(TorchnasError):
+    """The storage failed (a full disk, a folder made read-only, a damaged file); the message
+    names the file and the cause. What was recorded before it stays recorded."""
 
 
 class TrainFnError(ConfigError):

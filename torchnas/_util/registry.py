@@ -23,6 +23,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
 
+from torchnas._util.config import short_repr
 from torchnas._util.errors import ConfigError, TorchnasError
 
 __all__ = ["Configurable", "Registry"]
@@ -189,7 +190,8 @@ class Registry(Generic[T]):
         if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
             return self.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
         what = f", a {self.base.__name__}" if self.base is not None else ""
-        raise ConfigError(f"{self.kind} must be a name{what} or {{'name': ...}}, got {spec!r}")
+        raise ConfigError(f"{self.kind} must be a name{what} or {{'name': ...}}, "
+                          f"got {short_repr(spec)}")
 
     def spec_of(self, spec: Any) -> dict[str, Any]:
         """What a study stores for ``spec`` (see :meth:`resolve`): ``{"name": ...}`` for a name,

@@ -52,8 +52,13 @@ class InlineExecutor(Executor):
             try:
                 trial = study.ask()
                 outcome = evaluate(objective, trial.hp, first)
-            except (KeyboardInterrupt, SystemExit):
+            except KeyboardInterrupt:
                 if trial is not None:
                     study.interrupt(trial.number, "interrupted")
                 raise
+            except SystemExit as exc:  # sys.exit in a trial is its failure, not the user's
+                if trial is None:
+                    raise
+                outcome = {"kind": "error", "type": "SystemExit", "bad_input": False,
+                           "message": f"the trial called sys.exit({exc.code!r})"}
             tally.finished(conclude(study, trial, outcome, plan.retries))

@@ -15,16 +15,15 @@ import os
 import re
 import secrets
 import socket
-import struct
 from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import ConfigError
 from torchnas.execution._base import Executor, Plan, register
+from torchnas.execution._gate import Gate
 from torchnas.execution._pool import Backend, Handle, Pool
 from torchnas.execution._process import check_recycle_mb
-from torchnas.execution._protocol import recv, send
+from torchnas.execution._protocol import send
 from torchnas.execution._threads import cores, warn_if_busy
 from torchnas.execution._worker import ray_main
 
@@ -234,6 +233,10 @@ class _RayBackend(Backend):
         self.key = secrets.token_bytes(32)
         self.objective_ref = self.ray.put(self.objective)
         self.task = self.ray.remote(ray_main)
+        # connecting workers are authenticated off the main loop: a peer that sends nothing
+        # cannot delay the running trials
+        self.gate = Gate(self.sock, self.key)
+        self.gate.start()
         log.info("ray executor: workers connect to %s:%d", *self.address)
 
     def launch(self, slot: int) -> Handle:
@@ -245,30 +248,19 @@ class _RayBackend(Backend):
         return handle
 
     def waitables(self) -> list[Any]:
-        return [self.sock]
+        return [self.gate.ready]
 
     def accept(self, ready: Any) -> None:
-        sock, _ = self.sock.accept()
-        sock.setblocking(True)
-        timeout = struct.pack("ll", 10, 0)  # a peer that stalls the handshake is dropped
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
-        conn = Connection(sock.detach())
-        try:
-            deliver_challenge(conn, self.key)
-            answer_challenge(conn, self.key)
-            hello = recv(conn)
-        except Exception:
-            conn.close()  # not one of our workers
-            return
-        with socket.socket(fileno=os.dup(conn.fileno())) as view:  # no timeout from now on
-            view.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
-            view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages now
-        handle = self.handles.get(int(hello.get("slot", -1)))
-        if hello.get("op") != "hello" or handle is None or handle.token != hello.get("token") \
-                or handle.conn is not None:
-            conn.close()
-            return
-        handle.conn = conn
+        for conn, hello in self.gate.take():  # authenticated already, by the gate's threads
+            try:
+                handle = self.handles.get(int(hello.get("slot", -1)))
+            except (TypeError, ValueError):
+                handle = None
+            if hello.get("op") != "hello" or handle is None \
+                    or handle.token != hello.get("token") or handle.conn is not None:
+                conn.close()
+                continue
+            handle.conn = conn
 
     def poll(self) -> list[Handle]:
         live = [h for h in self.handles.values() if not h.closed]
@@ -279,5 +271,5 @@ class _RayBackend(Backend):
         return [h for h in live if h.ref in ended]
 
     def close(self) -> None:
-        self.sock.close()
+        self.gate.close()  # and the listening socket
         self.handles.clear()

@@ -7,6 +7,11 @@ writes to it, and trials appear as the search records them.
 
 Routes: ``/`` (the page), ``/api/studies`` (the studies in the file), ``/api/study?name=N``
 (one study: objectives, state counts, ranking, Pareto front, every trial).
+
+Each connection has its own thread and a read timeout, so an idle or half-sent request holds
+only itself. A request whose ``Host`` is not a loopback name (or the served address, or one
+given with ``allowed_hosts``) is refused with 403: a web page cannot reach the dashboard through
+a DNS name rebound to 127.0.0.1. No response shows the storage's absolute path.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -27,6 +33,14 @@ from torchnas.study import Study, load_study
 from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Dashboard", "study_view", "trial_view"]
+
+#: Seconds a connection may take to send a request (or stay idle between two) before it is closed.
+READ_TIMEOUT = 10.0
+
+#: Host names a request may always use.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 def _finite(value: Any) -> Any:
@@ -70,19 +84,40 @@ def study_view(study: Study, top: int = 50) -> dict[str, Any]:
     }
 
 
-class Dashboard(HTTPServer):
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port or IPv6 brackets, lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Dashboard(ThreadingHTTPServer):
     """The dashboard's server for the SQLite storage at ``db``.
 
     ``Dashboard(db, port=0)`` binds a free port (``server.url`` says which); ``serve_forever()``
-    serves until ``shutdown()``. Requests are answered one at a time, on the serving thread,
-    which is the only one that touches the storage.
+    serves until ``shutdown()``. Each connection is served on a daemon thread and closed after
+    :data:`READ_TIMEOUT` seconds without a complete request; the storage is read by one thread
+    at a time. Requests must name a loopback host, ``host`` (unless a wildcard) or one of
+    ``allowed_hosts`` (names a reverse proxy forwards) in their ``Host`` header.
     """
 
+    daemon_threads = True
+
     def __init__(self, db: str | os.PathLike[str], host: str = "127.0.0.1",
-                 port: int = 8080) -> None:
+                 port: int = 8080, allowed_hosts: tuple[str, ...] | list[str] = (),
+                 timeout: float = READ_TIMEOUT) -> None:
         self.db = os.fspath(db)
+        #: what responses call the storage: its file name, never its absolute path
+        self.db_name = os.path.basename(self.db.removeprefix("sqlite:///"))
         if not os.path.exists(self.db.removeprefix("sqlite:///")):
             raise ValueError(f"no such storage file: {self.db}")
+        self.read_timeout = timeout
+        allowed = set(LOOPBACK_NAMES) | {host_name(h) for h in allowed_hosts}
+        if host not in WILDCARDS:
+            allowed.add(host.strip("[]").lower())
+        self.allowed_hosts = frozenset(allowed)
+        self.lock = threading.Lock()
         # one read-only connection for every study (a foreign file fails here, before serving)
         self.journal = get_storage(self.db, read_only=True)
         self._studies: dict[str, Study] = {}
@@ -96,8 +131,12 @@ class Dashboard(HTTPServer):
         return f"http://{name}:{port}/"
 
     def study(self, name: str) -> Study:
-        """The study ``name``, opened read-only once and synced on every read."""
+        """The study ``name``, opened read-only once and synced on every read (hold
+        :attr:`lock` while using it)."""
         if name not in self._studies:
+            names = self.names()
+            if name not in names:
+                raise ValueError(f"{self.db_name}: no study named {name!r} (studies: {names})")
             # the strategy is never asked here: a random one spares replaying to a model
             self._studies[name] = load_study(self.journal, name, strategy="random")
         return self._studies[name]
@@ -105,7 +144,8 @@ class Dashboard(HTTPServer):
     def server_close(self) -> None:
         """Closes the socket and the storage connection."""
         super().server_close()
-        self.journal.close()
+        with self.lock:  # a request still being answered finishes its read first
+            self.journal.close()
 
     def names(self) -> list[str]:
         """The studies in the file now (a search may add one while we serve)."""
@@ -115,22 +155,41 @@ class Dashboard(HTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: Dashboard
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.read_timeout)  # a stalled read ends the thread
+
     def do_GET(self) -> None:  # the name http.server calls
+        host = self.headers.get("Host")
+        if host is None or host_name(host) not in self.server.allowed_hosts:
+            self._json(HTTPStatus.FORBIDDEN, {"error": "this Host is not served (see "
+                                              "torchnas dashboard --allow-host)"})
+            return
         url = urlparse(self.path)
         if url.path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
         elif url.path == "/api/studies":
-            self._json(HTTPStatus.OK, {"storage": self.server.db, "studies": self.server.names()})
+            with self.server.lock:
+                names = self.server.names()
+            self._json(HTTPStatus.OK, {"storage": self.server.db_name, "studies": names})
         elif url.path == "/api/study":
             name = parse_qs(url.query).get("name", [""])[0]
             try:
-                study = self.server.study(name)
+                with self.server.lock:
+                    view = study_view(self.server.study(name))
             except ValueError as exc:
-                self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+                self._json(HTTPStatus.NOT_FOUND, {"error": self._scrub(str(exc))})
                 return
-            self._json(HTTPStatus.OK, study_view(study))
+            self._json(HTTPStatus.OK, view)
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {url.path}"})
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the storage's path cut to its file name."""
+        path = self.server.db.removeprefix("sqlite:///")
+        for full in (os.path.abspath(path), self.server.db, path):
+            text = text.replace(full, self.server.db_name)
+        return text
 
     def _json(self, status: HTTPStatus, body: dict[str, Any]) -> None:
         self._send(status, json.dumps(body).encode(), "application/json")

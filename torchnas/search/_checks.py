@@ -24,6 +24,7 @@ from torchnas._util.errors import ConfigError, DataError, SpaceError
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
 from torchnas.evaluation._tasks import ClassificationTask, Task
 from torchnas.evaluation._tokens import check_data_tokens
+from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.search._export import check_path
 from torchnas.search._options import CostSettings, Fidelity, WarmStart
 from torchnas.search._train_fn import check_train_fn, function_name, resolve_train_fn
@@ -33,6 +34,7 @@ from torchnas.strategies import available as list_strategies
 from torchnas.strategies import resolve as resolve_strategy
 from torchnas.study import Study
 from torchnas.study._objectives import parse_constraints, parse_objectives
+from torchnas.study._study import check_study_args
 
 __all__ = ["DEFAULT_OBJECTIVES", "check_metric_names", "check_settings", "first_arch",
            "probe_model", "warn_if_another_space"]
@@ -45,8 +47,10 @@ DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
 
 def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
     """The settings of a search (``ModelSearch.get_params()``), checked before storage is
-    touched: the strategy (or one-shot method), the executor, the seed, the counts, the plan,
-    the export path, the objectives and constraints (each a metric ``trainer`` or the built
+    touched: the strategy (or one-shot method), the executor, the seed, the study's name and
+    storage, the scheduler, the counts (``redraws`` among them), ``space_kwargs``, the plan
+    (``trial_timeout`` needs an executor with worker processes), the export path, the
+    objectives and constraints (each a metric ``trainer`` or the built
     model reports; any name with a ``train_fn``, which must return it), ``cost``,
     ``warm_start``, ``fidelity`` and ``train_fn`` (a function of four arguments, picklable for
     the process and Ray executors, given without ``trainer`` and not with a one-shot method).
@@ -75,16 +79,32 @@ def check_settings(params: Mapping[str, Any], trainer: Trainer) -> None:
     seed = params["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    for key, low in (("keep_models", 0), ("executions_per_trial", 1), ("retrain_attempts", 1)):
+    objectives = (params["objectives"] if params["objectives"] is not None
+                  else trainer.default_objectives())
+    check_study_args(name="search" if params["name"] is None else params["name"],
+                     storage=params["storage"], objectives=objectives,
+                     constraints=params["constraints"], seed=seed)
+    if params["scheduler"] is not None:
+        resolve_scheduler(params["scheduler"])
+    for key, low in (("keep_models", 0), ("executions_per_trial", 1), ("retrain_attempts", 1),
+                     ("redraws", 0)):
         check_int("ModelSearch", key, params[key], low)
+    space_kwargs = params["space_kwargs"]
+    if space_kwargs is not None and not (isinstance(space_kwargs, Mapping) and all(
+            isinstance(k, str) for k in space_kwargs)):
+        raise ConfigError(f"space_kwargs must be a mapping of argument names to values or "
+                          f"None, got {space_kwargs!r}")
     check_bool("ModelSearch", "override_settings", params["override_settings"])
     execution.Plan(trials=params["trials"], timeout=params["timeout"],
                    max_failures=params["max_failures"], retries=params["retries"],
                    trial_timeout=params["trial_timeout"]).check()
+    if params["trial_timeout"] is not None and executor.name == "inline":
+        raise ConfigError("trial_timeout stops a trial's process, which the inline executor "
+                          "(one worker, no executor given) has not: use executor='process' "
+                          "or 'ray'")
     if params["export_to"] is not None:
         check_path(params["export_to"])
-    names = [*parse_objectives(params["objectives"] or trainer.default_objectives()),
-             *parse_constraints(params["constraints"])]
+    names = [*parse_objectives(objectives), *parse_constraints(params["constraints"])]
     CostSettings.parse(params["cost"])
     WarmStart.parse(params["warm_start"])
     Fidelity.parse(params["fidelity"])

@@ -97,6 +97,7 @@ class TrialLog:
         self.interrupted: dict[int, None] = {}
         self.finished_keys: dict[str, int] = {}  # architecture key -> first finished trial
         self.queue: dict[str, dict[str, Any]] = {}  # enqueued architectures not yet started
+        self.next_number = 0  # past every trial (a repaired journal may have lost some)
         self._domain_cache: dict[str, Domain] = {}
 
     def _domains(self, data: dict[str, Any]) -> dict[str, Domain]:
@@ -180,6 +181,7 @@ class TrialLog:
     def _store(self, trial: FrozenTrial) -> None:
         n = trial.number
         self.trials[n] = trial
+        self.next_number = max(self.next_number, n + 1)
         self.running.pop(n, None)
         self.interrupted.pop(n, None)
         if trial.state is TrialState.RUNNING:

@@ -63,13 +63,15 @@ def parse_objectives(spec: str | Sequence[str] | Mapping[str, str] | None) -> di
     if spec is None:
         return {"value": "min"}
     if isinstance(spec, str):
+        if not spec.strip():
+            raise ConfigError(f"objectives: a name must be a non-empty string, got {spec!r}")
         return {spec: _infer_direction(spec)}
     if isinstance(spec, Mapping):
         out: dict[str, str] = {}
         for name, direction in spec.items():
             d = str(direction).lower()
             d = {"maximize": "max", "minimize": "min"}.get(d, d)
-            if not isinstance(name, str) or not name:
+            if not isinstance(name, str) or not name.strip():
                 raise ConfigError(f"objectives: names must be non-empty strings, got {name!r}")
             if d not in ("max", "min"):
                 raise ConfigError(
@@ -79,27 +81,43 @@ def parse_objectives(spec: str | Sequence[str] | Mapping[str, str] | None) -> di
         if not out:
             raise ConfigError("objectives: at least one objective is needed")
         return out
-    if isinstance(spec, Sequence):
+    if isinstance(spec, Sequence) and not isinstance(spec, (bytes, bytearray)):
+        bad = [n for n in spec if not isinstance(n, str) or not n.strip()]
+        if bad or not spec:
+            raise ConfigError(f"objectives: expected non-empty metric names, got {spec!r}")
         return parse_objectives({n: _infer_direction(n) for n in spec})
     raise ConfigError(f"objectives must be a dict {{name: 'max'|'min'}} or a name, got {spec!r}")
 
 
 def parse_constraints(spec: Mapping[str, Any] | None) -> dict[str, tuple[str, float]]:
-    """``{"metric": (op, bound)}`` with op one of ``<= < >= > ==``."""
+    """``{"metric": (op, bound)}`` with op one of ``<= < >= > ==`` and a finite bound (a rule
+    may be written ``"<= 1e6"``); ``None`` is none.
+
+    Raises:
+        ConfigError: naming the constraint, or ``constraints`` when it is no mapping.
+    """
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"constraints must be a mapping {{metric: (op, bound)}}, got {spec!r}")
     out: dict[str, tuple[str, float]] = {}
-    for name, rule in (spec or {}).items():
+    for name, rule in spec.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"constraints: metric names must be non-empty strings, got {name!r}")
         if isinstance(rule, str):
             rule = rule.split(maxsplit=1)
-        if not isinstance(rule, Sequence) or len(rule) != 2 or rule[0] not in _OPS:
+        if (not isinstance(rule, Sequence) or len(rule) != 2 or not isinstance(rule[0], str)
+                or rule[0] not in _OPS):
             raise ConfigError(
                 f"constraint {name!r}: expected (op, bound) with op in {list(_OPS)}, got {rule!r}"
             )
         try:
-            bound = float(rule[1])
+            bound = math.nan if isinstance(rule[1], bool) else float(rule[1])
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"constraint {name!r}: bound must be a number, got {rule[1]!r}"
-            ) from None
+            bound = math.nan
+        if not math.isfinite(bound):
+            raise ConfigError(f"constraint {name!r}: bound must be a number (not NaN or "
+                              f"infinite), got {rule[1]!r}")
         out[name] = (rule[0], bound)
     return out
 

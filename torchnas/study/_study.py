@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import time
 import uuid
@@ -21,7 +22,7 @@ from torchnas.report._console import leaderboard, state_counts
 from torchnas.schedulers import Scheduler
 from torchnas.schedulers import resolve as resolve_scheduler
 from torchnas.space import HP, Domain, SpaceInfo, explore, infer
-from torchnas.storage import Event, Journal, TrialLog, events, get_storage
+from torchnas.storage import Event, Journal, TrialLog, check_storage, events, get_storage
 from torchnas.strategies import AskContext, Strategy, resolve
 from torchnas.study._hypervolume import default_reference, hypervolume, ordered_reference
 from torchnas.study._live import Trial
@@ -35,7 +36,7 @@ from torchnas.study._objectives import (
 from torchnas.study._process import owner_alive, owner_token
 from torchnas.study._trial import FrozenTrial, TrialState
 
-__all__ = ["Study", "Trial", "load_study"]
+__all__ = ["Study", "Trial", "check_study_args", "load_study"]
 
 log = logging.getLogger("torchnas")
 
@@ -46,11 +47,29 @@ Callback = Callable[["Study", FrozenTrial], None]
 CallbackSpec = Any
 
 
+def check_study_args(*, name: Any, storage: Any, objectives: Any, constraints: Any,
+                     seed: Any) -> None:
+    """Checks these arguments of :class:`Study`, touching no storage.
+
+    Raises:
+        ConfigError: naming the first bad one: ``name`` not a non-blank string, ``storage``
+            none of what :func:`~torchnas.storage.get_storage` takes, ``seed`` neither
+            ``None`` nor an integer, malformed ``objectives`` or ``constraints``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name must be a non-blank string, got {name!r}")
+    check_storage(storage)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ConfigError(f"seed must be an integer or None, got {seed!r}")
+    parse_objectives(objectives)
+    parse_constraints(constraints)
+
+
 class Study:
     """A search: a strategy proposes, an objective evaluates, a journal records.
 
     Args:
-        name: the study's name inside its storage.
+        name: the study's name inside its storage (a non-blank string).
         storage: ``None`` (in memory), a path or ``sqlite:///path`` (SQLite), or a journal.
             An existing study of that name is continued: finished trials are replayed to the
             strategy and trials left running by a dead process are run again first.
@@ -60,7 +79,7 @@ class Study:
         scheduler: a scheduler name (``tn.schedulers.available()``), a
             :class:`~torchnas.schedulers.Scheduler`, ``{"name": ..., **kw}``, or ``None`` (the
             strategy's ``default_scheduler`` when it has one, else no early stopping).
-        seed: the seed every random stream derives from (``None``: 0). A continued study
+        seed: the integer every random stream derives from (``None``: 0). A continued study
             keeps the seed it was created with, so that its trials replay; another one given
             here is ignored with a warning.
         settings: JSON-able settings that give the trials their meaning, stored when the study
@@ -81,6 +100,8 @@ class Study:
     ) -> None:
         self.name = name
         # settings given here are checked before storage is touched (no file for a bad one)
+        check_study_args(name=name, storage=storage, objectives=objectives,
+                         constraints=constraints, seed=seed)
         if not (isinstance(strategy, str) and strategy == "auto"):
             resolve(strategy, parse_objectives(objectives))
         if scheduler is not None:
@@ -239,7 +260,7 @@ class Study:
                 number, imposed = retry.number, {**retry.arch, **(fixed or {})}
                 self.record(events.restart(number, self._owner))
             else:
-                number, imposed = len(self._log.trials), dict(fixed or {})
+                number, imposed = self._log.next_number, dict(fixed or {})
                 queued = next(iter(self._log.queue), None) if fixed is None else None
                 if queued is not None:
                     imposed = dict(self._log.queue[queued])
@@ -311,7 +332,7 @@ class Study:
         timeout: float | None = None,
         workers: int = 1,
         executor: str | Executor | dict[str, Any] | None = None,
-        callbacks: Iterable[CallbackSpec] | Callbacks = (),
+        callbacks: Iterable[CallbackSpec] | Callbacks | None = (),
         max_failures: int | None = None,
         retries: int = 0,
         trial_timeout: float | None = None,
@@ -340,6 +361,7 @@ class Study:
                 each report; names (``"tensorboard"``, ``"mlflow"``, ``"wandb"``: experiment
                 trackers) and ``{"name": ..., **settings}`` (see :mod:`torchnas.callbacks`).
                 One that raises is disabled with a warning naming it; the search goes on.
+                ``None``: none.
             max_failures: stop with :class:`TooManyFailures` after this many failures in a row.
             retries: a failed architecture is queued again (:meth:`enqueue`) until it has failed
                 ``1 + retries`` times; each attempt is a trial of its own.
@@ -350,7 +372,8 @@ class Study:
             raise ConfigError(f"objective must be a function of hp returning a float or a dict "
                               f"of metrics, got {type(objective).__name__}")
         runner = execution.resolve(executor, workers)
-        calls = callbacks if isinstance(callbacks, Callbacks) else Callbacks(callbacks)
+        calls = callbacks if isinstance(callbacks, Callbacks) else Callbacks(
+            () if callbacks is None else callbacks)
         plan = Plan(trials=trials, timeout=timeout, callbacks=(calls.trial_end,),
                     max_failures=max_failures, retries=retries, trial_timeout=trial_timeout)
         plan.check()
