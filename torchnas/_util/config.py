@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import yaml
 
-from torchnas._util.errors import ConfigError
+from torchnas._util.errors import ConfigError, did_you_mean
 
 __all__ = [
     "MAX_NODES", "apply_overrides", "check_keys", "code_refs", "dump_config", "load_config",
@@ -206,8 +206,7 @@ def check_keys(where: str, given: Mapping[str, Any], target: Callable[..., Any],
         if key not in params:
             if takes_any:
                 continue
-            near = difflib.get_close_matches(str(key), list(params), n=3, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            hint = did_you_mean(key, params, n=3, cutoff=0.5)
             raise ConfigError(f"{where}: unknown key {key!r}{hint} (valid: {', '.join(params)})")
         hint_type = hints.get(key)
         if hint_type is not None and not _matches(value, hint_type):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
+    "did_you_mean",
     "ConfigError",
     "DataError",
     "SpaceError",
@@ -47,3 +51,10 @@ class TooManyFailures(TorchnasError, RuntimeError):
 
 class TrialPruned(TorchnasError):
     """Raised inside an objective to stop a trial early; it is recorded as PRUNED."""
+
+
+def did_you_mean(word: object, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'a' or 'b'?"`` naming the choices closest to ``word`` (``""``: none
+    is close), for messages about an unknown name."""
+    near = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""

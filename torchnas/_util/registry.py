@@ -18,13 +18,12 @@ study or search touches storage.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from torchnas._util.config import short_repr
-from torchnas._util.errors import ConfigError, TorchnasError
+from torchnas._util.errors import ConfigError, TorchnasError, did_you_mean
 
 __all__ = ["Configurable", "Registry"]
 
@@ -139,8 +138,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except (KeyError, TypeError):
             known = sorted([*self._entries, *extra])
-            near = difflib.get_close_matches(str(name), known, n=3)
-            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            hint = did_you_mean(name, known)
             raise ConfigError(
                 f"unknown {self.kind} {name!r}{hint} (available: {', '.join(known)})"
             ) from None
@@ -158,8 +156,7 @@ class Registry(Generic[T]):
         valid = [k for k, p in params.items() if k != "self" and p.kind in _KINDS]
         for key in settings:
             if key not in valid:
-                near = difflib.get_close_matches(str(key), valid, n=2)
-                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+                hint = did_you_mean(key, valid, n=2)
                 raise ConfigError(f"{self.kind} {name!r}: unknown setting {key!r}{hint} "
                                   f"(valid: {', '.join(valid) or 'none'})")
 

@@ -5,7 +5,6 @@ report, and that a reopened study was searched with this same space."""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import logging
@@ -20,7 +19,7 @@ from torch import nn
 from torchnas import data as tn_data
 from torchnas import execution, oneshot
 from torchnas._util.checks import check_bool, check_int
-from torchnas._util.errors import ConfigError, DataError, SpaceError
+from torchnas._util.errors import ConfigError, DataError, SpaceError, did_you_mean
 from torchnas.evaluation import COST_METRICS, PROXIES, Trainer
 from torchnas.evaluation._tasks import ClassificationTask, Task
 from torchnas.evaluation._tokens import check_data_tokens
@@ -263,8 +262,7 @@ def check_metric_names(names: Sequence[str], known: Sequence[str]) -> None:
     closest names."""
     for name in names:
         if name not in known:
-            near = difflib.get_close_matches(name, known, n=2)
-            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            hint = did_you_mean(name, known, n=2)
             raise ConfigError(f"{name!r} is not a metric of the trials{hint} "
                               f"(they report: {', '.join(known)})")
 

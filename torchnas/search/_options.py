@@ -20,14 +20,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from torchnas._util.errors import ConfigError
+from torchnas._util.errors import ConfigError, did_you_mean
 from torchnas.evaluation import PROXIES
 
 __all__ = ["CostSettings", "Fidelity", "WarmStart"]
@@ -57,8 +56,7 @@ class _Options:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in given:
             if key not in names:
-                near = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
+                hint = did_you_mean(key, names, n=1)
                 raise ConfigError(f"{cls.KEY}: unknown key {key!r}{hint} "
                                   f"(valid: {', '.join(names)})")
         return cls(**given)
