@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from torchnas._util.errors import ConfigError
+from torchnas.execution import _reaper
 from torchnas.execution._base import Executor, Plan, register
 from torchnas.execution._gate import Gate
 from torchnas.execution._pool import Backend, Handle, Pool
@@ -84,7 +85,7 @@ def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("_node_ip_address", "127.0.0.1")
     kwargs.setdefault("num_cpus", num_cpus if num_cpus is not None else cores())
-    with _loopback_only(ray):
+    with _loopback_only(ray), _reaper.watched(ray, kwargs):
         ray.init(**kwargs)
 
 
@@ -165,6 +166,7 @@ class RayExecutor(Executor):
         finally:
             if started:
                 ray.shutdown()
+                _reaper.stop()  # the watchdog of a local Ray ends what is left of it
 
 
 class _RayHandle(Handle):

@@ -14,6 +14,7 @@ from typing import Any
 
 from torchnas._util.errors import ConfigError, StorageError
 from torchnas.storage._base import Event, Journal
+from torchnas.storage._reader import Reader
 
 __all__ = ["SQLiteJournal", "fault"]
 
@@ -35,6 +36,23 @@ CREATE INDEX IF NOT EXISTS events_by_study ON events (study_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '1');
 """
+
+
+#: Seconds between checkpoints of the WAL into the database file while events are appended.
+CHECKPOINT_EVERY = 2.0
+
+
+def _lost_its_wal(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file in WAL mode without its ``-wal`` file beside it (all
+    its content may have been there; the caller checks it has no tables)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    wal = path.with_name(path.name + "-wal")
+    return (header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
+            and not wal.exists())
 
 
 def fault(path: str | os.PathLike[str], exc: BaseException) -> str:
@@ -82,21 +100,20 @@ class SQLiteJournal(Journal):
         if read_only:
             if not self.path.is_file():
                 raise ValueError(f"no such storage file: {self.path}")
-            self._conn = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._reader: Reader | None = Reader(self.path, timeout)
             try:
-                tables = {r[0] for r in self._conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                with self._reading() as conn:
+                    tables = {r[0] for r in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except StorageError:
+                raise
             except sqlite3.DatabaseError as exc:
-                if "malformed" in str(exc):
-                    raise StorageError(fault(self.path, exc)) from None
                 raise ValueError(f"{self.path}: not a torchnas SQLite storage ({exc})") from None
             if not {"studies", "events"} <= tables:
                 raise ValueError(f"{self.path}: not a torchnas SQLite storage (it has no "
                                  f"studies and events tables)")
             return
+        self._reader = None
         try:
             self._open(timeout)
         except (OSError, sqlite3.DatabaseError) as exc:  # a folder, a foreign file, no access
@@ -108,6 +125,7 @@ class SQLiteJournal(Journal):
     def _open(self, timeout: float) -> None:
         """Opens (creating when missing) the database for writing, in WAL mode."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lost = _lost_its_wal(self.path)
         self._conn = sqlite3.connect(
             str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -117,10 +135,26 @@ class SQLiteJournal(Journal):
             raise OSError(f"SQLite refused WAL journaling (got {mode!r})")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA foreign_keys = ON")
+        if lost and not self._conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+            self._conn.close()
+            raise StorageError(
+                f"storage {self.path}: the file was written in WAL mode but holds no tables and "
+                f"its {self.path.name}-wal file is gone: its events were lost with that file "
+                f"(deleted, or not copied with the database). Nothing was changed; restore the "
+                f"-wal file beside it, or delete {self.path} to start a new study there")
         with self.exclusive():
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copies committed events from the WAL into the database file (without waiting for
+        readers), so that a lost ``-wal`` file loses at most :data:`CHECKPOINT_EVERY` seconds of
+        events, never the study."""
+        with self._faults():
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._checkpointed = time.monotonic()
 
     @contextlib.contextmanager
     def _faults(self) -> Iterator[None]:
@@ -132,12 +166,35 @@ class SQLiteJournal(Journal):
                 raise
             raise StorageError(fault(self.path, exc)) from exc
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection to read with: this journal's own, or (``read_only``) one for this
+        read only, opened so that nothing is written (see :mod:`._reader`)."""
+        with self._lock:
+            if self._reader is None:
+                with self._faults():
+                    yield self._conn
+                return
+            try:
+                with self._reader.connection() as conn:
+                    yield conn
+            except sqlite3.DatabaseError as exc:
+                if "malformed" in str(exc):
+                    raise StorageError(fault(self.path, exc)) from None
+                if "readonly" in str(exc) or "not a database" in str(exc):
+                    raise
+                raise StorageError(fault(self.path, exc)) from exc
+
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # none open, or the file failed: keep the cause
             self._conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
+        if self._reader is not None:  # nothing writes, so nothing to exclude
+            with self._lock:
+                yield
+            return
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -163,7 +220,13 @@ class SQLiteJournal(Journal):
                 self._rollback()
                 raise
 
+    def _refuse_if_read_only(self) -> None:
+        if self._reader is not None:
+            raise sqlite3.OperationalError(
+                f"attempt to write a readonly database: {self.path} was opened read_only")
+
     def create_study(self, name: str, config: dict[str, Any]) -> int:
+        self._refuse_if_read_only()
         with self.exclusive():
             if self.find_study(name) is not None:
                 raise ValueError(f"study {name!r} already exists in {self.path}")
@@ -172,56 +235,65 @@ class SQLiteJournal(Journal):
                     "INSERT INTO studies (name, config, created) VALUES (?, ?, ?)",
                     (name, json.dumps(config), time.time()),
                 )
-            return int(cur.lastrowid or 0)
+        if not self._depth:
+            self._checkpoint()  # the study itself is in the database file from now on
+        return int(cur.lastrowid or 0)
 
     def find_study(self, name: str) -> tuple[int, dict[str, Any]] | None:
-        with self._lock, self._faults():
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 "SELECT id, config FROM studies WHERE name = ?", (name,)
             ).fetchone()
         return (int(row[0]), json.loads(row[1])) if row else None
 
     def study_names(self) -> list[str]:
-        with self._lock, self._faults():
-            rows = self._conn.execute("SELECT name FROM studies ORDER BY id").fetchall()
+        with self._reading() as conn:
+            rows = conn.execute("SELECT name FROM studies ORDER BY id").fetchall()
         return [r[0] for r in rows]
 
-    def _missing(self, study_id: int) -> bool:
-        row = self._conn.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone()
+    @staticmethod
+    def _missing(conn: sqlite3.Connection, study_id: int) -> bool:
+        row = conn.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone()
         return row is None
 
     def append(self, study_id: int, events: list[Event]) -> None:
+        self._refuse_if_read_only()
         rows = [(study_id, e.get("trial"), e["kind"], json.dumps(e)) for e in events]
         with self.exclusive():
             with self._faults():
-                missing = self._missing(study_id)
+                missing = self._missing(self._conn, study_id)
                 if not missing:
                     self._conn.executemany(
                         "INSERT INTO events (study_id, trial, kind, data) VALUES (?, ?, ?, ?)",
                         rows)
             if missing:
                 raise KeyError(f"no study with id {study_id} in {self.path}")
+        if not self._depth and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
+            self._checkpoint()
 
     def read(self, study_id: int, after: int = 0) -> list[tuple[int, Event]]:
         with self._lock:
-            with self._faults():
-                rows = self._conn.execute(
+            with self._reading() as conn:
+                rows = conn.execute(
                     "SELECT seq, data FROM events WHERE study_id = ? AND seq > ? ORDER BY seq",
                     (study_id, after),
                 ).fetchall()
-                missing = not rows and self._missing(study_id)
+                missing = not rows and self._missing(conn, study_id)
             if missing:
                 raise KeyError(f"no study with id {study_id} in {self.path}")
         return [(int(seq), json.loads(data)) for seq, data in rows]
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when healthy)."""
-        with self._lock:
-            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+        with self._reading() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._reader is not None:
+                self._reader.close()
+            else:
+                self._conn.close()
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
