@@ -2,6 +2,7 @@
 
 from torchnas.strategies._bananas import BananasStrategy
 from torchnas.strategies._base import AskContext, Strategy, derive_seed
+from torchnas.strategies._dqn import DQNStrategy
 from torchnas.strategies._evolution import EvolutionStrategy
 from torchnas.strategies._grid import GridStrategy
 from torchnas.strategies._local import LocalSearchStrategy
@@ -31,6 +32,7 @@ __all__ = [
     "AskContext",
     "BOHBStrategy",
     "BananasStrategy",
+    "DQNStrategy",
     "EvolutionStrategy",
     "GridStrategy",
     "LocalSearchStrategy",

@@ -11,6 +11,7 @@ from typing import Any
 
 from torchnas.strategies import (  # noqa: F401 - each module registers its strategies
     _bananas,
+    _dqn,
     _evolution,
     _grid,
     _local,
