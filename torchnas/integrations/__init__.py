@@ -7,6 +7,9 @@
 - :mod:`torchnas.integrations.hf` (``pip install 'torchnas[hf]'``):
   :class:`~torchnas.integrations.hf.TorchnasHFCallback` does the same for a
   ``transformers.Trainer``.
+- :mod:`torchnas.integrations.optuna_storage` (``pip install 'torchnas[optuna-dashboard]'``):
+  :class:`~torchnas.integrations.optuna_storage.OptunaStorage` presents a torchnas storage as a
+  read-only Optuna storage, for ``optuna-dashboard`` and ``optuna.load_study``.
 
 Each is imported by name (``from torchnas.integrations import lightning``), so torchnas itself
 never needs these libraries.

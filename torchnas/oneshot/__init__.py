@@ -16,7 +16,7 @@ from torchnas.oneshot._darts import DARTS, PCDARTS
 from torchnas.oneshot._enas import ENAS, Controller
 from torchnas.oneshot._gdas import GDAS
 from torchnas.oneshot._mixed import ArchState, MixedInput, MixedOp
-from torchnas.oneshot._penalty import CostModel, training_memory
+from torchnas.oneshot._penalty import CostModel, CostTerm, parse_costs, training_memory
 from torchnas.oneshot._registry import REGISTRY, available, create, is_method, register, resolve
 from torchnas.oneshot._search import checkpoint_path, record_path, run_search
 from torchnas.oneshot._spos import SPOS
@@ -34,6 +34,7 @@ __all__ = [
     "Controller",
     "Cycle",
     "CostModel",
+    "CostTerm",
     "MixedInput",
     "MixedOp",
     "OneShot",
@@ -48,6 +49,7 @@ __all__ = [
     "collapse_counts",
     "create",
     "is_method",
+    "parse_costs",
     "recalibrate_bn",
     "record_path",
     "register",

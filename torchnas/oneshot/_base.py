@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 
 import torch
 
+from torchnas._util.errors import ConfigError
 from torchnas._util.registry import Configurable, Registry
 from torchnas.data import Data
 from torchnas.evaluation._tasks import Task
 from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._collapse import GUARDS, CollapseReport
-from torchnas.oneshot._penalty import METRICS
+from torchnas.oneshot._penalty import ALIASES, METRICS, CostTerm, metric_name, parse_costs
 from torchnas.oneshot._run import OnEpoch, SearchRun, jsonable
 from torchnas.oneshot._supernet import SpaceFn, Supernet, check_arch
 
@@ -44,7 +45,7 @@ class OneShotResult:
         history: one dict of metrics per epoch (and per generation for SPOS).
         collapse: the :class:`CollapseReport` of the derived architecture.
         seconds: wall time of the search.
-        cost: the derived architecture's cost (``{metric: value}``).
+        cost: the derived architecture's cost of each penalized metric (``{metric: value}``).
         settings: the method's settings (its constructor arguments).
     """
 
@@ -78,8 +79,13 @@ class OneShot(Configurable):
         arch_fraction: the share of the training split that architecture decisions use.
         partial_channels: ``K`` > 1: PC-DARTS partial channels (see ``SupernetHP``).
         cost_weight: weight of the hardware penalty (0: none).
-        cost_metric: ``"params"``, ``"flops"`` or ``"latency"``, measured per candidate.
+        cost_metric: ``"params"``, ``"flops"``, ``"latency"`` or ``"peak_memory"``, measured
+            per candidate.
         cost_target: with it, only a cost above it is penalized (SPOS: a hard limit).
+        costs: several costs at once, instead of the three above:
+            ``{metric: {"weight": w, "target": t}}`` with either key or both (a target alone:
+            weight 1), e.g. ``{"latency_ms": {"target": 2.0}, "params": {"weight": 0.5},
+            "peak_memory_mb": {"target": 50}}``; see :class:`~torchnas.oneshot.CostTerm`.
         collapse_threshold: the share of op labels won by parameter-free operations above
             which the search counts as collapsed.
         exclude_zero: never derive (nor, for SPOS and ENAS, sample) an op candidate whose
@@ -104,6 +110,7 @@ class OneShot(Configurable):
     cost_weight: float = 0.0
     cost_metric: str = "params"
     cost_target: float | None = None
+    costs: dict[str, dict[str, float]] | None = None
     collapse_threshold: float = 0.5
     exclude_zero: bool = True
     fixed: dict[str, Any] | None = None
@@ -120,9 +127,14 @@ class OneShot(Configurable):
         if not 0.0 < self.arch_fraction < 1.0:
             raise ValueError(f"{self.name}: arch_fraction must be in (0, 1), "
                              f"got {self.arch_fraction!r}")
-        if self.cost_metric not in (*METRICS, "latency_ms"):
+        if self.cost_metric not in (*METRICS, *ALIASES):
             raise ValueError(f"{self.name}: cost_metric must be one of {METRICS}, "
                              f"got {self.cost_metric!r}")
+        if self.costs is not None:
+            parse_costs(self.costs, f"{self.name}: costs")
+            if self.cost_weight or self.cost_target is not None:
+                raise ConfigError(f"{self.name}: give costs or cost_weight/cost_target, not "
+                                  "both (costs={metric: {'weight': w, 'target': t}} holds both)")
         try:
             amp_dtype(self.amp, torch.device("cpu"))
         except ValueError as exc:
@@ -132,7 +144,17 @@ class OneShot(Configurable):
             raise ValueError(f"{self.name}: collapse_guard must be one of {GUARDS}, got {guard!r}")
 
     def cost_needed(self) -> bool:
-        return bool(self.cost_weight) or self.cost_target is not None
+        return bool(self.cost_terms())
+
+    def cost_terms(self) -> list[CostTerm]:
+        """The penalized costs: those of ``costs``, else the one of ``cost_metric`` when
+        ``cost_weight`` or ``cost_target`` is given, else none."""
+        if self.costs is not None:
+            return parse_costs(self.costs, f"{self.name}: costs")
+        if self.cost_weight or self.cost_target is not None:
+            return [CostTerm(metric_name(self.cost_metric), float(self.cost_weight),
+                             self.cost_target)]
+        return []
 
     def fit(self, run: SearchRun) -> dict[str, list[int]]:
         """Trains the supernet of ``run`` and returns the chosen path."""
@@ -184,7 +206,7 @@ class OneShot(Configurable):
         guard = getattr(self, "collapse_guard", None)
         report = CollapseReport.of(net, path, self.collapse_threshold, guard, run.stopped_at,
                                    run.counts)
-        cost = {} if run.cost is None else {run.cost.metric: run.cost.of_path(path)}
+        cost = {model.metric: model.of_path(path) for _, model in run.costs}
         return OneShotResult(self.name, arch, self.alphas(run), run.history, report,
                              run.seconds(), cost, jsonable(self.get_params()))
 

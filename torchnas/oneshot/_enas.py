@@ -3,9 +3,11 @@
 Each epoch first trains the shared weights on paths the controller samples, then trains the
 controller with REINFORCE: the reward of a sampled path is its accuracy (the task's score:
 regression's R^2, ...) on a batch of the architecture half (batch statistics for batch norm),
-minus the scaled cost with ``cost_weight``; a moving-average baseline lowers the variance and
-an entropy bonus keeps it exploring. The derived architecture is the best, on the architecture
-half, of the controller's greedy path and ``derive_samples`` sampled ones.
+minus the scaled cost with ``cost_weight`` (with ``costs``: each cost's weight times its scaled
+cost, or for a target alone its excess ``relu(cost / target - 1)``); a moving-average baseline
+lowers the variance and an entropy bonus keeps it exploring. The derived architecture is the
+best, on the architecture half, of the controller's greedy path and ``derive_samples`` sampled
+ones.
 """
 
 from __future__ import annotations
@@ -106,11 +108,7 @@ class ENAS(OneShot):
         tally = run.task.tally()
         with batch_stats(run.net), run.autocast(), torch.no_grad():
             tally.add(run.net(x).float(), x, y)
-        accuracy = run.score(tally.result())
-        if run.cost is not None and self.cost_weight:
-            span = max(run.cost.high - run.cost.low, 1e-12)
-            accuracy -= self.cost_weight * (run.cost.of_path(path) - run.cost.low) / span
-        return accuracy
+        return run.score(tally.result()) - run.path_penalty(path)
 
     def fit(self, run: SearchRun) -> Path:
         net = run.net

@@ -3,42 +3,147 @@
 Each candidate of each mixed op is measured once on the built module: its parameters (always),
 or its FLOPs / latency on the input shape the probe saw (through
 :mod:`torchnas.evaluation._cost` when it provides ``flops`` / ``latency``, else with
-:class:`~torch.utils.flop_counter.FlopCounterMode` and a timer). The expected cost of the
-architecture distribution, ``base + sum over ops of softmax(logits) . costs``, is
-differentiable: it enters the search loss as a penalty.
+:class:`~torch.utils.flop_counter.FlopCounterMode` and a timer), or its peak training memory
+(the memory a forward and backward pass of the candidate alone holds beyond its input, at the
+search's batch size, in MB). The expected cost of the architecture distribution,
+``base + sum over ops of softmax(logits) . costs``, is differentiable: it enters the search
+loss as a penalty.
+
+Several costs may be penalized at once: one :class:`CostTerm` per metric, each with a weight, a
+target or both (:func:`parse_costs` reads ``costs={"latency_ms": {"target": 2.0}, ...}``).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from torchnas._util.errors import ConfigError
 from torchnas.oneshot._supernet import Supernet
 
-__all__ = ["METRICS", "CostModel"]
+__all__ = ["ALIASES", "METRICS", "CostModel", "CostTerm", "parse_costs"]
 
-METRICS = ("params", "flops", "latency")
+METRICS = ("params", "flops", "latency", "peak_memory")
+#: Other names of the metrics (the names their units give them elsewhere in torchnas).
+ALIASES = {"latency_ms": "latency", "peak_memory_mb": "peak_memory"}
+_SPEC_KEYS = ("weight", "target")
+
+
+def metric_name(metric: str) -> str:
+    """The metric an alias names (``"latency_ms"``: ``"latency"``); others as they are."""
+    return ALIASES.get(metric, metric)
+
+
+@dataclass(frozen=True)
+class CostTerm:
+    """One penalized cost: a metric with a weight, a target or both.
+
+    Attributes:
+        metric: one of :data:`METRICS`.
+        weight: ``None`` when not given. Without ``target``: the penalty is ``weight`` times
+            the expected cost scaled to ``[0, 1]`` between the cheapest and the costliest
+            architecture; SPOS and ENAS subtract the same of a path's cost from its fitness.
+        target: with it, gradient methods (DARTS, PC-DARTS, GDAS) penalize
+            ``weight * relu(expected / target - 1)`` (``weight`` 1 when not given); SPOS
+            never evaluates a path above it; ENAS, without a weight, subtracts
+            ``relu(cost / target - 1)`` from the reward.
+    """
+
+    metric: str
+    weight: float | None = None
+    target: float | None = None
+
+    def penalty(self, model: CostModel, net: Supernet) -> torch.Tensor | float:
+        """The differentiable penalty of the architecture distribution (0.0: none)."""
+        weight = self.weight if self.weight is not None else 1.0
+        if not weight or (self.weight is None and self.target is None):
+            return 0.0
+        return model.penalty(net, weight, self.target)
+
+    def path_penalty(self, model: CostModel, path: Mapping[str, Sequence[int]],
+                     hard_target: bool) -> float:
+        """What a sampled path's fitness or reward loses (SPOS: ``hard_target``, the target is
+        a limit checked apart)."""
+        cost = model.of_path(path)
+        if self.weight:
+            span = max(model.high - model.low, 1e-12)
+            return self.weight * (cost - model.low) / span
+        if self.weight is None and self.target is not None and not hard_target:
+            return max(0.0, cost / self.target - 1.0)
+        return 0.0
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def parse_costs(costs: Any, owner: str = "costs") -> list[CostTerm]:
+    """The cost terms of ``{metric: {"weight": w, "target": t}}`` (either key, or both).
+
+    Raises:
+        ConfigError: naming the bad metric, key or value.
+    """
+    if not isinstance(costs, Mapping):
+        raise ConfigError(f"{owner} must be a dict of {{metric: {{'weight': w, 'target': t}}}}, "
+                          f"got {costs!r}")
+    terms: list[CostTerm] = []
+    seen: dict[str, str] = {}
+    for key, spec in costs.items():
+        metric = metric_name(key) if isinstance(key, str) else key
+        if metric not in METRICS:
+            raise ConfigError(f"{owner}: unknown cost metric {key!r}; known: "
+                              f"{[*METRICS, *ALIASES]}")
+        if metric in seen:
+            raise ConfigError(f"{owner}: {key!r} and {seen[metric]!r} are the same cost "
+                              f"({metric}); give it once")
+        seen[metric] = key
+        if not isinstance(spec, Mapping) or not spec:
+            raise ConfigError(f"{owner}[{key!r}] must be a dict with 'weight', 'target' or "
+                              f"both, got {spec!r}")
+        for name in spec:
+            if name not in _SPEC_KEYS:
+                raise ConfigError(f"{owner}[{key!r}]: unknown key {name!r}; use 'weight' and/or "
+                                  "'target'")
+        weight: Any = spec.get("weight")
+        target: Any = spec.get("target")
+        if "weight" in spec and (not _number(weight) or float(weight) < 0):
+            raise ConfigError(f"{owner}[{key!r}]['weight'] must be a finite number >= 0, "
+                              f"got {weight!r}")
+        if "target" in spec and (not _number(target) or float(target) <= 0):
+            raise ConfigError(f"{owner}[{key!r}]['target'] must be a finite number > 0, "
+                              f"got {target!r}")
+        terms.append(CostTerm(metric, None if weight is None else float(weight),
+                              None if target is None else float(target)))
+    return terms
 
 
 def _measure(module: nn.Module, shape: tuple[int, ...] | None, metric: str,
-             device: torch.device) -> float:
-    """The cost of one candidate module (for one sample of its input shape)."""
+             device: torch.device, batch_size: int = 1) -> float:
+    """The cost of one candidate module (for one sample of its input shape; peak memory: for
+    a batch of ``batch_size``, in MB)."""
     if metric == "params":
         return float(sum(p.numel() for p in module.parameters()))
     if shape is None:
         raise ValueError(f"cost metric {metric!r} needs the supernet probed on an example batch")
-    x = torch.zeros(1, *shape, device=device)
     try:
         from torchnas.evaluation import _cost
     except ImportError:  # pragma: no cover - the cost module is optional
         _cost = None  # type: ignore[assignment]
+    if metric == "peak_memory":
+        return _candidate_memory(module, torch.zeros(batch_size, *shape, device=device),
+                                 device) / 2**20
+    x = torch.zeros(1, *shape, device=device)
     was = module.training
     module.eval()
     try:
@@ -61,19 +166,33 @@ def _measure(module: nn.Module, shape: tuple[int, ...] | None, metric: str,
         module.train(was)
 
 
+def _candidate_memory(module: nn.Module, x: torch.Tensor, device: torch.device) -> float:
+    """Bytes a training step (forward and backward) of one candidate holds beyond its input."""
+    from torchnas.evaluation import _cost
+
+    x = x.requires_grad_(True)  # inside a network an op's input carries gradients
+    with torch.random.fork_rng(devices=[]):
+        peak = _cost.peak_memory(module, x, device=device, backward=True)
+    return float(max(0, peak - x.untyped_storage().nbytes()))
+
+
 class CostModel:
     """Per-candidate costs of a supernet's mixed ops, and the cost of an architecture.
 
     Args:
-        net: the supernet (probed, for ``flops`` and ``latency``).
-        metric: ``"params"``, ``"flops"`` or ``"latency"`` (milliseconds, summed over ops).
-        device: where latency is timed.
+        net: the supernet (probed, for ``flops``, ``latency`` and ``peak_memory``).
+        metric: ``"params"``, ``"flops"``, ``"latency"`` (milliseconds, summed over ops) or
+            ``"peak_memory"`` (MB a training step of each chosen candidate holds beyond its
+            input, at ``batch_size`` samples, summed over ops: a proxy that ranks
+            architectures, not the whole network's peak); ``"latency_ms"`` and
+            ``"peak_memory_mb"`` are the same.
+        device: where latency and memory are measured.
+        batch_size: the batch of the memory measure (the search's).
     """
 
     def __init__(self, net: Supernet, metric: str = "params",
-                 device: torch.device | None = None) -> None:
-        if metric == "latency_ms":
-            metric = "latency"
+                 device: torch.device | None = None, batch_size: int = 1) -> None:
+        metric = metric_name(metric)
         if metric not in METRICS:
             raise ValueError(f"cost metric must be one of {METRICS}, got {metric!r}")
         self.metric = metric
@@ -81,7 +200,7 @@ class CostModel:
         self.ops: list[tuple[str, torch.Tensor]] = []
         inside = 0.0
         for op in net.mixed_ops():
-            costs = [_measure(m, op.input_shape, metric, dev) for m in op.candidates]
+            costs = [_measure(m, op.input_shape, metric, dev, batch_size) for m in op.candidates]
             self.ops.append((op.label, torch.tensor(costs, dtype=torch.float32)))
             inside += sum(op.param_counts)
         total = sum(p.numel() for p in net.weight_parameters())

@@ -27,7 +27,7 @@ from torchnas.evaluation._tokens import input_embedding
 from torchnas.evaluation._trainer import amp_dtype
 from torchnas.oneshot._batchnorm import batch_stats
 from torchnas.oneshot._checkpoint import Cycle, load_checkpoint, save_checkpoint
-from torchnas.oneshot._penalty import CostModel
+from torchnas.oneshot._penalty import CostModel, CostTerm
 from torchnas.oneshot._supernet import Supernet
 
 if TYPE_CHECKING:
@@ -63,7 +63,11 @@ class SearchRun:
         self.counts: list[int] = []
         self.stopped_at: int | None = None
         self.extra: dict[str, Any] = {}  # what a method keeps for its result (controller, ...)
-        self.cost = CostModel(net, method.cost_metric, device) if method.cost_needed() else None
+        # one cost model per penalized metric; ``cost``: the first (None: no penalty)
+        self.costs: list[tuple[CostTerm, CostModel]] = [
+            (term, CostModel(net, term.metric, device, method.batch_size))
+            for term in method.cost_terms()]
+        self.cost = self.costs[0][1] if self.costs else None
         self.amp_dtype = amp_dtype(method.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
@@ -142,11 +146,16 @@ class SearchRun:
         return grads
 
     def penalty(self) -> torch.Tensor | float:
-        """The hardware-cost term of the architecture loss (0 without ``cost_weight``)."""
-        m = self.method
-        if self.cost is None or not m.cost_weight:
-            return 0.0
-        return self.cost.penalty(self.net, m.cost_weight, m.cost_target)
+        """The hardware-cost terms of the architecture loss, summed over the penalized costs
+        (0 without any: see :meth:`CostTerm.penalty`)."""
+        total: torch.Tensor | float = 0.0
+        for term, model in self.costs:
+            total = total + term.penalty(model, self.net)
+        return total
+
+    def path_penalty(self, path: Mapping[str, Any], hard_target: bool = False) -> float:
+        """What a sampled path's fitness or reward loses for its costs (SPOS, ENAS)."""
+        return sum(term.path_penalty(model, path, hard_target) for term, model in self.costs)
 
     def evaluate(self, half: str = "val", max_samples: int | None = None,
                  batch_norm: str = "running") -> dict[str, float]:
@@ -170,6 +179,9 @@ class SearchRun:
                "seconds": time.perf_counter() - self.started}
         if self.cost is not None:
             row["expected_cost"] = float(self.cost.expected(self.net).detach())
+        if len(self.costs) > 1:
+            for _, model in self.costs:
+                row[f"expected_{model.metric}"] = float(model.expected(self.net).detach())
         self.history.append(row)
         if self.on_epoch is not None:
             self.on_epoch(epoch, dict(row))
@@ -184,7 +196,10 @@ class SearchRun:
     # -- checkpoints ----------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: method, settings, seed, supernet."""
-        return {"method": self.method.name, "settings": jsonable(self.method.get_params()),
+        settings = jsonable(self.method.get_params())
+        if settings.get("costs", 0) is None:  # as before ``costs`` was a setting: old files resume
+            del settings["costs"]
+        return {"method": self.method.name, "settings": settings,
                 "seed": self.seed,
                 "labels": {k: list(c.names) for k, c in self.net.choices.items()},
                 "shapes": {k: list(v.shape) for k, v in self.net.state_dict().items()}}

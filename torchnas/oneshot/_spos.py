@@ -7,7 +7,8 @@ the accuracy on the architecture half of the training split of the supernet run 
 with the weights it inherits and its batch norms **recalibrated** on a few training batches
 first (running statistics gathered over random paths do not fit any one path). A
 ``cost_target`` is a hard limit (paths above it are never evaluated); ``cost_weight`` subtracts
-the cost, scaled to [0, 1], from the fitness.
+the cost, scaled to [0, 1], from the fitness; with ``costs``, every target is a limit and every
+weight subtracts its cost.
 """
 
 from __future__ import annotations
@@ -79,14 +80,12 @@ class SPOS(OneShot):
         run.net.set_path(path)
         recalibrate_bn(run.net, run.cycle("weights"), self.recalibration_batches)
         accuracy = run.score(run.evaluate("arch", self.eval_samples))
-        if run.cost is not None and self.cost_weight:
-            span = max(run.cost.high - run.cost.low, 1e-12)
-            accuracy -= self.cost_weight * (run.cost.of_path(path) - run.cost.low) / span
-        return accuracy
+        return accuracy - run.path_penalty(path, hard_target=True)
 
     def feasible(self, run: SearchRun, path: Path) -> bool:
-        return (run.cost is None or self.cost_target is None
-                or run.cost.of_path(path) <= self.cost_target)
+        """Whether a path is within every cost's target."""
+        return all(term.target is None or model.of_path(path) <= term.target
+                   for term, model in run.costs)
 
     def evolve(self, run: SearchRun) -> Path:
         """The evolution; returns the fittest path found."""
@@ -103,8 +102,9 @@ class SPOS(OneShot):
             add(net.random_path(rng, self.exclude_zero))
             tries += 1
         if not scores:
-            raise ValueError("spos: no path satisfies cost_target "
-                             f"{self.cost_target} ({run.cost and run.cost.metric})")
+            targets = ", ".join(f"{t.target} ({t.metric})" for t, _ in run.costs
+                                if t.target is not None)
+            raise ValueError(f"spos: no path satisfies cost_target {targets}")
         for generation in range(1, self.generations):
             if run.timed_out():
                 break
