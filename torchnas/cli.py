@@ -10,10 +10,11 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from torchnas import _supervise as supervise
 from torchnas import data as tn_data
 from torchnas import oneshot
 from torchnas._util.config import (
@@ -28,6 +29,7 @@ from torchnas._util.config import (
 from torchnas._util.errors import StorageError, TorchnasError
 from torchnas._util.table import format_metric
 from torchnas.evaluation import Trainer
+from torchnas.evaluation._callbacks import Callback
 from torchnas.report import plot_history, plot_intermediate, plot_pareto
 from torchnas.report._console import leaderboard
 from torchnas.report._trials import format_trials
@@ -143,6 +145,10 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
 def _cmd_search(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args.set)
     search = build_search(config, where=str(args.config))
+    if getattr(args, "supervised", False):
+        given = search.callbacks
+        given = [given] if isinstance(given, (str, Mapping, Callback)) else list(given or ())
+        search.callbacks = [*given, supervise.reporter()]
     try:
         search.run()
     except KeyboardInterrupt:
@@ -424,14 +430,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ``python -m``; an installed console script does not look there by itself
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    child = supervise.child_setup()  # a supervised search: dies with its supervisor
     args = _parser().parse_args(argv)
+    if argv is None and not child and args.command == "search" and supervise.wanted():
+        child = supervise.split(sys.argv[1:])  # the search goes on in a supervised child
+    args.supervised = child
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"search": _cmd_search, "space": _cmd_space, "trials": _cmd_trials,
                 "best": _cmd_best, "export": _cmd_export, "plot": _cmd_plot,
                 "dashboard": _cmd_dashboard, "repair": _cmd_repair}
+    code = 1  # an exception that escapes: Python's traceback and exit code 1
     try:
-        return commands[args.command](args)
+        code = _run(commands[args.command], args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        raise
+    finally:
+        if child:  # the search ended as a search ends: the supervisor passes its code on
+            supervise.tell(f"exit {code}")
+    return code
+
+
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return command(args)
     except KeyboardInterrupt:  # search handles its own; the others have nothing to save
         print("torchnas: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,8 @@ from torchnas._util.errors import ConfigError
 from torchnas.execution._base import Executor, Plan, Tally, conclude, register
 from torchnas.execution._protocol import evaluate
 from torchnas.execution._threads import warn_if_busy
+from torchnas.storage import MemoryJournal
+from torchnas.study._orphans import CrashRecord
 
 if TYPE_CHECKING:
     from torchnas.study import Study
@@ -47,18 +50,29 @@ class InlineExecutor(Executor):
         warn_if_busy(torch.get_num_threads())
         tally = Tally(study, plan)
         first = next(iter(study.objectives))
-        while tally.may_start(0):
-            trial = None
-            try:
-                trial = study.ask()
+        # a trial that crashes this process (a segfault, an abort) leaves its word there: the
+        # study that finds it failed it at once (nothing is kept of an in-memory study)
+        record = (contextlib.nullcontext(None) if isinstance(study.journal, MemoryJournal)
+                  else CrashRecord(study.owner))
+        with record as crash:
+            while tally.may_start(0):
+                self._one(study, objective, plan, tally, first, crash)
+
+    @staticmethod
+    def _one(study: Study, objective: Callable[[Any], Any], plan: Plan, tally: Tally,
+             first: str, crash: CrashRecord | None) -> None:
+        trial = None
+        try:
+            trial = study.ask()
+            with contextlib.nullcontext() if crash is None else crash.trial(trial.number):
                 outcome = evaluate(objective, trial.hp, first)
-            except KeyboardInterrupt:
-                if trial is not None:
-                    study.interrupt(trial.number, "interrupted")
+        except KeyboardInterrupt:
+            if trial is not None:
+                study.interrupt(trial.number, "interrupted")
+            raise
+        except SystemExit as exc:  # sys.exit in a trial is its failure, not the user's
+            if trial is None:
                 raise
-            except SystemExit as exc:  # sys.exit in a trial is its failure, not the user's
-                if trial is None:
-                    raise
-                outcome = {"kind": "error", "type": "SystemExit", "bad_input": False,
-                           "message": f"the trial called sys.exit({exc.code!r})"}
-            tally.finished(conclude(study, trial, outcome, plan.retries))
+            outcome = {"kind": "error", "type": "SystemExit", "bad_input": False,
+                       "message": f"the trial called sys.exit({exc.code!r})"}
+        tally.finished(conclude(study, trial, outcome, plan.retries))

@@ -33,12 +33,16 @@ from torchnas.study._objectives import (
     parse_objectives,
     rank_key,
 )
-from torchnas.study._process import owner_alive, owner_token
+from torchnas.study._orphans import take_up
+from torchnas.study._process import owner_token
 from torchnas.study._trial import FrozenTrial, TrialState
 
 __all__ = ["Study", "Trial", "check_study_args", "load_study"]
 
 log = logging.getLogger("torchnas")
+
+#: Seconds between two looks, as trials start, for trials of drivers that died meanwhile.
+RECLAIM_EVERY = 2.0
 
 Objective = Callable[[HP], "float | Mapping[str, float]"]
 Callback = Callable[["Study", FrozenTrial], None]
@@ -166,6 +170,7 @@ class Study:
         self._live: dict[int, Trial] = {}  # trials this process runs now (their hp is current)
         self._callbacks: Callbacks | None = None  # those of the optimize call running now
         self.sync()
+        self._reclaimed = -math.inf
         if not self.journal.read_only:
             self._interrupt_orphans()
 
@@ -227,16 +232,12 @@ class Study:
         return sum(t.state is TrialState.FAILED and t.key == key for t in self._log.trials.values())
 
     def _interrupt_orphans(self) -> None:
-        """Marks trials left running by a process that is gone as interrupted."""
+        """Takes up the trials left running by a process that is gone: interrupted (they run
+        again first), or failed when they ended their process (see ``_orphans``)."""
         with self.journal.exclusive():
             self.sync()
-            dead = [t.number for t in self._log.trials.values()
-                    if t.state is TrialState.RUNNING and owner_alive(t.owner) is False]
-            for n in dead:
-                self.record(events.interrupt(n, "its process died"))
-            self.sync()
-        if dead:
-            log.warning("trials %s were left running by a dead process; they run again first", dead)
+            take_up(self)
+        self._reclaimed = time.monotonic()
 
     # -- ask / tell -----------------------------------------------------------------------------
     def enqueue(self, arch: Mapping[str, Any]) -> None:
@@ -254,6 +255,10 @@ class Study:
         """
         with self.journal.exclusive():
             self.sync()
+            if (not self.journal.read_only  # another driver died meanwhile?
+                    and time.monotonic() - self._reclaimed >= RECLAIM_EVERY):
+                take_up(self)
+                self._reclaimed = time.monotonic()
             first = next(iter(self._log.interrupted), None)
             retry = None if first is None else self._log.trials[first]
             if retry is not None:
