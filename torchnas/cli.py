@@ -30,8 +30,8 @@ from torchnas._util.errors import StorageError, TorchnasError
 from torchnas._util.table import format_metric
 from torchnas.evaluation import Trainer
 from torchnas.evaluation._callbacks import Callback
-from torchnas.report import plot_history, plot_intermediate, plot_pareto
 from torchnas.report._console import leaderboard
+from torchnas.report._figure import KINDS
 from torchnas.report._trials import format_trials
 from torchnas.search._model_search import ModelSearch
 from torchnas.search._settings import differences
@@ -258,6 +258,11 @@ def _cli_words(message: str) -> str:
 
 
 def _cmd_trials(args: argparse.Namespace) -> int:
+    if args.compare:
+        from torchnas.report._analysis import compare_trials
+
+        print(compare_trials(_open(args), _trial_numbers(args.compare, "--compare")))
+        return 0
     print(format_trials(_open(args), state=args.state, wide=args.wide, as_json=args.json))
     return 0
 
@@ -299,30 +304,29 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trial_numbers(text: str | None, option: str = "--trials") -> list[int]:
+    try:
+        return [int(n) for n in text.split(",")] if text else []
+    except ValueError:
+        raise TorchnasError(f"{option} takes trial numbers separated by commas (3,7), got "
+                            f"{text!r}") from None
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     study = _open(args)
     try:  # a bare Figure draws with Agg when saved: no display, no pyplot state
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         raise TorchnasError("plots need matplotlib: pip install 'torchnas[plot]'") from None
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.subplots()
+    from torchnas.report._figure import draw
+
     try:
-        if args.kind == "pareto":
-            xy = args.metric.split(",") if args.metric else [None, None]
-            if len(xy) != 2:
-                raise TorchnasError(f"--kind pareto takes --metric X,Y, got {args.metric!r}")
-            if None in xy and len(study.objectives) < 2:
-                raise TorchnasError(f"--kind pareto needs two metrics: study {study.name!r} "
-                                    f"has the objectives {list(study.objectives)}; pass "
-                                    "--metric X,Y (two recorded metrics)")
-            plot_pareto(study, xy[0], xy[1], ax=ax)
-        else:
-            (plot_history if args.kind == "history" else plot_intermediate)(study, args.metric,
-                                                                             ax=ax)
-    except ValueError as exc:  # a metric the study lacks, or of no known direction
-        raise TorchnasError(f"--metric {args.metric}: {exc}" if args.metric else str(exc)
-                            ) from None
+        fig = draw(study, args.kind, metric=args.metric, label=args.label,
+                   trials=_trial_numbers(args.trials), trial=args.trial)
+    except ValueError as exc:  # a metric, label or trial the study lacks
+        text = str(exc)
+        raise TorchnasError(f"--metric {args.metric}: {text}" if args.metric and "metric" in text
+                            else text) from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(args.out)
@@ -375,6 +379,8 @@ def _parser() -> argparse.ArgumentParser:
                            "full (the table cuts them to 50 characters)")
             p.add_argument("--json", action="store_true", help="print the trials as JSON: "
                            "metrics, arch, error, budget, times, intermediate reports")
+            p.add_argument("--compare", metavar="N,M", help="chosen trials side by side: "
+                           "decisions (* where they differ), state, metrics")
         else:
             p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("export", help="retrain the best (or a chosen) trial and write it to a "
@@ -395,9 +401,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("db", help="the study's SQLite file")
     p.add_argument("out", type=Path, help="the image to write; its suffix picks the format")
     p.add_argument("--name", help="the study (needed when the file holds several)")
-    p.add_argument("--kind", choices=["history", "pareto", "curves"], default="history",
-                   help="a metric by trial, the Pareto front, or the learning curves")
+    p.add_argument("--kind", choices=list(KINDS), default="history",
+                   help="; ".join(f"{k}: {v}" for k, v in KINDS.items()))
     p.add_argument("--metric", help="the metric (default: the first objective; pareto: X,Y)")
+    p.add_argument("--label", help="slice: the decision (default: the most important one)")
+    p.add_argument("--trials", help="compare: the trial numbers, e.g. 3,7")
+    p.add_argument("--trial", type=int, help="arch: the trial whose network to draw")
     p = sub.add_parser("dashboard", help="watch a study live in the browser (read-only)")
     p.add_argument("db", help="the study's SQLite file")
     p.add_argument("--host", default="127.0.0.1", help="the address to serve on")
