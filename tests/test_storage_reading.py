@@ -218,3 +218,22 @@ def test_a_database_whose_wal_held_everything_is_not_silently_started_again(
         tn.Study(name="s", storage=db, objectives={"x": "max"})
     assert db.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+def test_the_cli_refuses_a_fresh_start_where_its_config_says_a_study_finished(
+        tmp_path: Path) -> None:
+    db, config = tmp_path / "s.db", tmp_path / "s.yaml"
+    config.write_text(f"space: mlp\ndata: digits\nname: s\ntrainer: {{epochs: 1}}\ntrials: 2\n"
+                      f"storage: {db}\nprogress: false\n", encoding="utf-8")
+    code, out = _cli("search", config)
+    assert code == 0, out
+    assert (tmp_path / "s.s.config.yaml").is_file()
+    for p in tmp_path.glob("s.db*"):  # the file lost its events: here, replaced by an empty one
+        p.unlink()
+    SQLiteJournal(db).close()
+    before = db.read_bytes()
+    code, out = _cli("search", config)
+    assert code == 2
+    assert out.startswith(f"torchnas: error: storage {db} holds no study 's', but "), out
+    assert "move s.s.config.yaml away" in out
+    assert db.read_bytes() == before

@@ -36,7 +36,7 @@ from torchnas.report._trials import format_trials
 from torchnas.search._model_search import ModelSearch
 from torchnas.search._settings import differences
 from torchnas.search._train_fn import function_name
-from torchnas.storage import repair
+from torchnas.storage import SQLiteJournal, repair
 from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 from torchnas.study import Study, load_study
 from torchnas.study._trial import TrialState
@@ -145,6 +145,7 @@ def resolved_config(search: ModelSearch, config: dict[str, Any]) -> dict[str, An
 def _cmd_search(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args.set)
     search = build_search(config, where=str(args.config))
+    _refuse_a_lost_study(search)
     if getattr(args, "supervised", False):
         given = search.callbacks
         given = [given] if isinstance(given, (str, Mapping, Callback)) else list(given or ())
@@ -175,6 +176,32 @@ def _cmd_search(args: argparse.Namespace) -> int:
                                f"study in {search.storage} keeps every trial") from None
         print(f"Resolved config written to {out}")
     return 0
+
+
+def _refuse_a_lost_study(search: ModelSearch) -> None:
+    """No silent fresh start: the config a finished search wrote beside an existing storage
+    file says its study existed, yet the file no longer holds it (a lost ``-wal`` file, a file
+    replaced by another)."""
+    if not search.storage or not isinstance(search.storage, (str, os.PathLike)):
+        return
+    db = Path(os.fspath(search.storage).removeprefix("sqlite:///"))
+    beside = _config_beside(db, search.study_name)
+    if not (db.is_file() and beside.is_file()):
+        return
+    try:
+        journal = SQLiteJournal(db, read_only=True)
+        try:
+            lost = journal.find_study(search.study_name) is None
+        finally:
+            journal.close()
+    except (ValueError, TorchnasError):  # not a torchnas file, damaged: opening it says so
+        return
+    if lost:
+        raise StorageError(
+            f"storage {db} holds no study {search.study_name!r}, but {beside} says a search of "
+            f"it finished there: the file lost its events (a deleted {db.name}-wal file, or a "
+            f"file replaced by another). Nothing was changed. Restore the file (with its -wal), "
+            f"or move {beside.name} away to start a new study of that name")
 
 
 def _config_beside(db: Path, study: str) -> Path:
