@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from torchnas.schedulers._base import register
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import reached
-from torchnas.study._objectives import crowding_distance, nondominated_fronts
+from torchnas.study._objectives import crowding_distance
 from torchnas.study._trial import FrozenTrial
 
 __all__ = ["ParetoHalvingScheduler", "rung_vector"]
@@ -90,19 +92,29 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
         keep = (len(others) + 1) // self.reduction_factor
         if self.asynchronous:
             keep = max(keep, 1)
-        signs = [1.0 if self.objectives[n] == "max" else -1.0
-                 for n in (names if names is not None else self.objectives)]
-        rows = [tuple(s * x for s, x in zip(signs, r, strict=True)) for r in [own, *others]]
+        if keep <= 0:
+            return False
+        signs = np.array([1.0 if self.objectives[n] == "max" else -1.0
+                          for n in (names if names is not None else self.objectives)])
+        rows = np.asarray([own, *others], dtype=float).reshape(len(others) + 1, len(signs))
+        rows = rows * signs
+        # the rows that dominate it are all in earlier fronts: enough of them settle it at once
+        better = (rows[1:] >= rows[0]).all(1) & (rows[1:] > rows[0]).any(1)
+        if int(better.sum()) >= keep:
+            return False
+        # the rows it dominates are all in later fronts and change no earlier one: left out
+        worse = (rows[1:] <= rows[0]).all(1) & (rows[1:] < rows[0]).any(1)
+        rows = rows[np.concatenate([[True], ~worse])]
         ahead = 0  # others strictly ahead of row 0 in the crowded comparison
-        for front in nondominated_fronts(rows):
+        for front in _fronts(rows, keep):
             if 0 not in front:
                 ahead += len(front)
                 continue
-            crowd = crowding_distance([rows[i] for i in front])
+            crowd = crowding_distance(rows[front])
             mine = crowd[front.index(0)]
             ahead += sum(c > mine for c in crowd)
-            break
-        return ahead < keep
+            return ahead < keep
+        return False  # the first fronts hold `keep` rows or more without it
 
     def _vector(self, trial: FrozenTrial, rung: float) -> dict[str, float] | None:
         """:func:`rung_vector`; remembered for finished trials (their records never change)."""
@@ -116,3 +128,27 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
         self._vectors: dict[tuple[int, int, float], dict[str, float] | None] = {}
+
+
+def _fronts(rows: np.ndarray, limit: int) -> list[list[int]]:
+    """:func:`~torchnas.study._objectives.nondominated_fronts` of ``rows`` with ``limit``,
+    the dominance matrix built one objective at a time (no ``rows x rows x objectives``
+    array)."""
+    n = len(rows)
+    ge = np.ones((n, n), dtype=bool)
+    gt = np.zeros((n, n), dtype=bool)
+    for col in rows.T:
+        ge &= col[:, None] >= col[None, :]
+        gt |= col[:, None] > col[None, :]
+    beats = ge & gt  # [i, j]: row i dominates row j
+    count = beats.sum(0)
+    left = np.ones(n, dtype=bool)
+    fronts: list[list[int]] = []
+    done = 0
+    while left.any() and done < limit:
+        front = np.flatnonzero(left & (count == 0))
+        fronts.append(front.tolist())
+        left[front] = False
+        count = count - beats[front].sum(0)
+        done += len(front)
+    return fronts

@@ -2,14 +2,26 @@
 
 The measure of a Pareto front that needs no true front to compare with (Zitzler & Thiele 1998):
 larger is better, and a set that dominates another has at least its hypervolume. Computed
-exactly by slicing objectives (While et al. 2006, "HSO"): the points are swept along the last
-objective, and each slab's volume is the hypervolume of the points below it in one objective
-fewer; two objectives are a sort and a running minimum. Two objectives cost ``O(n log n)``,
-three ``O(n^2 log n)``; each further objective multiplies by ``n``.
+exactly, with the objectives turned so that all are minimized:
+
+- two objectives: a sort and a running minimum, ``O(n log n)``;
+- three: a sweep along the third objective over a sorted two-dimensional staircase, each point
+  adding its exclusive area to it (Fonseca, Paquete & López-Ibáñez 2006, "HV3D"): a binary
+  search per point in a sorted list;
+- four and more: WFG (While, Bradstreet & Barone 2012). The points are sorted by the last
+  objective, best first; each one adds the slab from its value to the reference times its
+  exclusive hypervolume, in one objective fewer, against the points before it. That exclusive
+  volume is its box less the hypervolume of the *limit set* (the earlier points each made no
+  better than it), whose non-dominated part is small, so the recursion stays cheap.
+
+A point's exclusive hypervolume (:func:`contributions`, and the gains of ``motpe``'s greedy
+cut) is computed the same way, as its box less the hypervolume of its limit set, rather than as
+the difference of two hypervolumes of the whole set.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 
@@ -17,7 +29,7 @@ import numpy as np
 
 from torchnas._util.errors import ConfigError
 
-__all__ = ["contributions", "default_reference", "hypervolume"]
+__all__ = ["contributions", "default_reference", "exclusive", "hypervolume"]
 
 Points = Sequence[Sequence[float]] | np.ndarray
 
@@ -42,31 +54,108 @@ def _as_min(points: Points, reference: Sequence[float] | np.ndarray | None,
 
 
 def _nondominated(p: np.ndarray) -> np.ndarray:
-    """The rows of ``p`` no other row dominates (minimization; one of equal rows kept)."""
-    p = np.unique(p, axis=0)
-    le = (p[:, None, :] <= p[None, :, :]).all(-1)
-    return np.asarray(p[~(le & ~le.T).any(0)])
+    """The rows of ``p`` no other row dominates (minimization; the first of equal rows kept)."""
+    n = len(p)
+    if n < 2:
+        return p
+    le = (p[:, None, :] <= p[None, :, :]).all(-1)  # [j, i]: row j is no worse than row i
+    # j removes i when it is better somewhere, or equal and before it
+    removes = le & (~le.T | np.triu(np.ones((n, n), dtype=bool), 1))
+    return p[~removes.any(0)]
 
 
-def _sweep(p: np.ndarray, ref: np.ndarray) -> float:
+def _hv2(p: np.ndarray, ref: np.ndarray) -> float:
+    """Two objectives, any rows strictly below ``ref``."""
+    order = np.argsort(p[:, 0], kind="stable")
+    x, y = p[order, 0], np.minimum.accumulate(p[order, 1])
+    return float((np.diff(np.append(x, ref[0])) * (ref[1] - y)).sum())
+
+
+def _hv3(p: np.ndarray, ref: np.ndarray) -> float:
+    """Three objectives, any rows strictly below ``ref``: a sweep along the third over the
+    staircase of the first two (x ascending, y descending) and its area."""
+    order = np.lexsort((p[:, 1], p[:, 0], p[:, 2]))
+    rows = p[order].tolist()
+    rx, ry, rz = (float(v) for v in ref)
+    xs: list[float] = []
+    ys: list[float] = []
+    area = volume = 0.0
+    z_prev = rows[0][2]
+    for x, y, z in rows:
+        volume += area * (z - z_prev)
+        z_prev = z
+        i = bisect.bisect_left(xs, x)  # xs[:i] < x
+        if (i and ys[i - 1] <= y) or (i < len(xs) and xs[i] == x and ys[i] <= y):
+            continue  # dominated in the first two objectives by a point already swept
+        y_left = ys[i - 1] if i else ry
+        j = i
+        while j < len(xs) and ys[j] >= y:
+            j += 1  # points of the staircase the new one dominates: xs[i:j]
+        x_right = xs[j] if j < len(xs) else rx
+        if i == j:
+            gain = (x_right - x) * (y_left - y)
+        else:
+            gain = (xs[i] - x) * (y_left - y)
+            for k in range(i, j):
+                gain += ((xs[k + 1] if k + 1 < j else x_right) - xs[k]) * (ys[k] - y)
+        area += gain
+        xs[i:j] = [x]
+        ys[i:j] = [y]
+    return volume + area * (rz - z_prev)
+
+
+def _hv(p: np.ndarray, ref: np.ndarray) -> float:
     """Hypervolume of rows ``p`` (each strictly below ``ref`` in every objective)."""
     n, m = p.shape
     if n == 0:
         return 0.0
+    if n == 1:
+        return float(np.prod(ref - p[0]))
     if m == 1:
         return float(ref[0] - p[:, 0].min())
     if m == 2:
-        order = np.argsort(p[:, 0], kind="stable")
-        x, y = p[order, 0], np.minimum.accumulate(p[order, 1])
-        return float((np.diff(np.append(x, ref[0])) * (ref[1] - y)).sum())
+        return _hv2(p, ref)
+    if m == 3:
+        return _hv3(p, ref)
     p = _nondominated(p)
-    p = p[np.argsort(p[:, -1], kind="stable")]
-    z = np.append(p[:, -1], ref[-1])
-    total = 0.0
-    for i in range(len(p)):
-        if z[i + 1] > z[i]:
-            total += (z[i + 1] - z[i]) * _sweep(p[: i + 1, :-1], ref[:-1])
+    if len(p) == 1:
+        return float(np.prod(ref - p[0]))
+    p = p[np.argsort(p[:, -1], kind="stable")]  # WFG: by the last objective, best first
+    q, rq = p[:, :-1], ref[:-1]
+    slab = ref[-1] - p[:, -1]
+    total = float(slab[0] * np.prod(rq - q[0]))
+    for k in range(1, len(p)):
+        total += float(slab[k]) * _exclusive(q[k], q[:k], rq)
     return total
+
+
+def _exclusive(point: np.ndarray, others: np.ndarray, ref: np.ndarray) -> float:
+    """What ``others`` (any rows) lack of the box between ``point`` (strictly below ``ref``) and
+    ``ref``: the box less the hypervolume of the limit set (each other row made no better than
+    ``point``)."""
+    box = float(np.prod(ref - point))
+    if not len(others):
+        return box
+    limit = np.maximum(others, point)
+    limit = limit[(limit < ref).all(1)]
+    if not len(limit):
+        return box
+    if (limit == point).all(1).any():
+        return 0.0  # a row no worse than ``point`` covers all of its box
+    return max(0.0, box - _hv(limit, ref))
+
+
+def exclusive(point: Sequence[float] | np.ndarray, others: Points,
+              reference: Sequence[float] | np.ndarray) -> float:
+    """The hypervolume ``point`` adds to ``others`` (all minimized; 0 when it does not beat
+    ``reference``): ``hypervolume(others + [point]) - hypervolume(others)``, computed directly
+    from its box and its limit set (WFG)."""
+    x = np.asarray(point, dtype=float)
+    ref = np.asarray(reference, dtype=float)
+    if not (np.isfinite(x).all() and (x < ref).all()):
+        return 0.0
+    o = np.asarray(others, dtype=float).reshape(-1, len(ref))
+    return _exclusive(x, o[np.isfinite(o).all(1)], ref)
 
 
 def hypervolume(points: Points, reference: Sequence[float] | np.ndarray,
@@ -89,7 +178,7 @@ def hypervolume(points: Points, reference: Sequence[float] | np.ndarray,
     p, ref = _as_min(points, reference, directions)
     assert ref is not None
     p = p[np.isfinite(p).all(1) & (p < ref).all(1)]
-    return _sweep(p, ref)
+    return _hv(p, ref)
 
 
 def contributions(points: Points, reference: Sequence[float] | np.ndarray,
@@ -98,13 +187,16 @@ def contributions(points: Points, reference: Sequence[float] | np.ndarray,
     point or a copy of another, and for one that does not beat the reference)."""
     p, ref = _as_min(points, reference, directions)
     assert ref is not None
-    ok = np.isfinite(p).all(1) & (p < ref).all(1)
-    total = _sweep(p[ok], ref)
     out = [0.0] * len(p)
-    for i in np.flatnonzero(ok):
-        rest = ok.copy()
-        rest[i] = False
-        out[i] = max(0.0, total - _sweep(p[rest], ref))
+    ok = np.flatnonzero(np.isfinite(p).all(1) & (p < ref).all(1))
+    if not len(ok):
+        return out
+    q = p[ok]
+    le = np.asarray((q[:, None, :] <= q[None, :, :]).all(-1))  # [j, i]: j no worse than i
+    np.fill_diagonal(le, False)
+    alone = np.flatnonzero(~le.any(0))  # no other row dominates or equals it
+    for k in alone:  # against every other row: a dominated one fills in when it is gone
+        out[ok[k]] = _exclusive(q[k], np.delete(q, k, axis=0), ref)
     return out
 
 
