@@ -15,6 +15,7 @@ range as its width.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import random
@@ -28,8 +29,10 @@ from torchnas.space import Domain, Float, Int
 __all__ = ["Categorical", "Column", "Numeric", "logsumexp", "special"]
 
 
+@functools.cache
 def special() -> Any:
-    """``scipy.special`` (it comes with scikit-learn), imported on first use."""
+    """``scipy.special`` (it comes with scikit-learn), imported on first use (once: TPE asks
+    for it at every suggestion)."""
     try:
         return importlib.import_module("scipy.special")
     except ImportError as exc:  # pragma: no cover - depends on the environment
