@@ -73,3 +73,19 @@ def test_trials_compare_marks_the_differences(db: Path) -> None:
     assert code == 0, text
     row = next(line for line in text.splitlines() if line[2:].startswith("width "))
     assert row.startswith("*") == (a.arch["width"] != b.arch["width"])
+
+
+def test_plot_arch_draws_a_searched_trials_network(tmp_path: Path) -> None:
+    db, config = tmp_path / "s.db", tmp_path / "s.yaml"
+    config.write_text(f"space: chain_cnn\ndata: digits\ntrainer: {{epochs: 1}}\ntrials: 1\n"
+                      f"storage: {db}\nprogress: false\n", encoding="utf-8")
+    code, text = _cli("search", config)
+    assert code == 0, text
+    out = tmp_path / "arch.png"
+    code, text = _cli("plot", db, out, "--kind", "arch", "--trial", "0")
+    assert code == 0, text
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    code, text = _cli("plot", db, out, "--kind", "arch")
+    assert code == 2 and "--kind arch takes --trial N" in text
+    code, text = _cli("plot", db, out, "--kind", "arch", "--trial", "5")
+    assert code == 2 and "has no trial 5" in text, text

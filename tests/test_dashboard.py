@@ -24,6 +24,7 @@ import pytest
 import torchnas as tn
 from torchnas.cli import main
 from torchnas.report._dashboard import Dashboard
+from torchnas.storage._artifacts import ArtifactStore, artifacts_dir
 
 PAGE = Path(tn.__file__).parent / "report" / "dashboard.html"
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -306,3 +307,69 @@ def test_a_browser_draws_the_study(served: tuple[Path, str]) -> None:
     listed = dom.split('<table id="trials">')[1].split("</table>")[0]
     assert [int(n) for n in re.findall(r'data-trial="(\d+)"', listed)] == [
         t.number for t in reversed(trials)]
+
+
+def branchy_graph() -> dict[str, Any]:
+    """A recorded graph with two branches joined, one label that looks like markup."""
+    import torch
+    from torch import nn
+
+    from torchnas.evaluation._graph import model_graph
+
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.a(x)) + self.b(x))
+
+    graph = model_graph(Branches(), torch.zeros(1, 4))
+    assert graph is not None
+    graph["nodes"][1]["label"] = "<b id=injected>x</b>"  # labels come from module names
+    return graph
+
+
+def test_a_trials_graph_is_served_as_recorded(served: tuple[Path, str]) -> None:
+    db, url = served
+    graph = branchy_graph()
+    store = ArtifactStore(artifacts_dir(db, "demo"))
+    store.save_graph(2, graph)
+    assert get(url + "api/trials/2/graph?study=demo") == (200, graph)
+    status, body = get(url + "api/trials/1/graph?study=demo")
+    assert status == 404 and "trial 1 of study 'demo' has no recorded graph" in body["error"]
+    status, body = get(url + "api/trials/99/graph?study=demo")
+    assert status == 404 and "no trial 99" in body["error"]
+    status, body = get(url + "api/trials/2/graph?study=nope")
+    assert status == 404 and "no study named 'nope'" in body["error"]
+    for page in ("api/trials/2/graph?study=demo", "api/trials/1/graph?study=demo"):
+        answer = raw(url, f"GET /{page} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        assert str(db.parent).encode() not in answer, page
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no headless Chromium or Chrome installed")
+def test_a_browser_draws_a_clicked_trials_network(served: tuple[Path, str]) -> None:
+    db, url = served
+    assert BROWSER is not None
+    graph = branchy_graph()
+    ArtifactStore(artifacts_dir(db, "demo")).save_graph(3, graph)
+
+    def page(trial: int) -> str:  # ?trial=N clicks that trial's row once the page has loaded
+        return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--virtual-time-budget=5000", "--dump-dom",
+                               f"{url}?study=demo&trial={trial}"],
+                              capture_output=True, text=True, timeout=60).stdout
+
+    dom = page(3)
+    assert f'data-arch-nodes="{len(graph["nodes"])}"' in dom
+    svg = dom.split('<svg id="arch"')[1].split("</svg>")[0]
+    assert len(re.findall(r'<rect[^>]*class="node"', svg)) == len(graph["nodes"])
+    assert len(re.findall(r'<path[^>]*class="edge"', svg)) == len(graph["edges"])
+    joins = [n["id"] for n in graph["nodes"] if n["kind"] == "add"]
+    assert len(joins) == 1 and len(re.findall(rf'data-edge="\d+-{joins[0]}"', svg)) == 2
+    assert "&lt;b id=injected&gt;x&lt;/b&gt;" in svg and "<b id" not in dom  # text, escaped
+    assert "Linear 4→6" in svg
+    assert f"trial 3: {len(graph['nodes'])} nodes" in dom
+    dom = page(1)  # no graph recorded: the reason instead
+    assert "trial 1 of study 'demo' has no recorded graph" in dom
+    assert len(re.findall(r'<rect[^>]*class="node"', dom)) == 0

@@ -6,7 +6,10 @@ storage is opened read-only, as by every reading command: watching a running sea
 writes to it, and trials appear as the search records them.
 
 Routes: ``/`` (the page), ``/api/studies`` (the studies in the file), ``/api/study?name=N``
-(one study: objectives, state counts, ranking, Pareto front, every trial).
+(one study: objectives, state counts, ranking, Pareto front, every trial),
+``/api/trials/<n>/graph?study=N`` (trial ``n``'s model graph, recorded when it ran: the page
+draws it as an SVG when a trial is clicked; 404 with the reason when it has none). The page's
+``?study=S&trial=N`` opens study ``S`` with trial ``N`` clicked.
 
 Each connection has its own thread and a read timeout, so an idle or half-sent request holds
 only itself. A request whose ``Host`` is not a loopback name (or the served address, or one
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from http import HTTPStatus
@@ -27,6 +31,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from torchnas.report._arch import arch_graph
 from torchnas.report._console import state_counts
 from torchnas.storage import get_storage
 from torchnas.study import Study, load_study
@@ -41,6 +46,8 @@ READ_TIMEOUT = 10.0
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+_GRAPH_ROUTE = re.compile(r"/api/trials/(\d{1,9})/graph")
 
 
 def _finite(value: Any) -> Any:
@@ -181,6 +188,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.NOT_FOUND, {"error": self._scrub(str(exc))})
                 return
             self._json(HTTPStatus.OK, view)
+        elif found := _GRAPH_ROUTE.fullmatch(url.path):
+            name = parse_qs(url.query).get("study", [""])[0]
+            try:
+                with self.server.lock:
+                    graph = arch_graph(self.server.study(name), int(found.group(1)))
+            except ValueError as exc:
+                self._json(HTTPStatus.NOT_FOUND, {"error": self._scrub(str(exc))})
+                return
+            self._json(HTTPStatus.OK, _finite(graph))
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {url.path}"})
 

@@ -43,8 +43,16 @@ def draw(study: Study, kind: str, *, metric: str | None = None, label: str | Non
             raise ValueError("--kind compare takes --trials with two or more numbers, e.g. 3,7")
         return _analysis.plot_comparison(study, list(trials), metric,
                                          fig=Figure(figsize=(10, 4.5), layout="constrained"))
-    fig = Figure(figsize=(9, 5) if kind in ("parallel", "arch") else (7, 4.5),
-                 layout="constrained")
+    if kind == "arch":
+        if trial is None:
+            raise ValueError("--kind arch takes --trial N (the trial whose network to draw)")
+        from torchnas.report._arch import arch_figsize, arch_graph, plot_arch
+
+        graph = arch_graph(study, trial)
+        fig = Figure(figsize=arch_figsize(graph), layout="constrained")
+        plot_arch(graph, ax=fig.subplots(), title=f"{study.name}: trial {trial}")
+        return fig
+    fig = Figure(figsize=(9, 5) if kind == "parallel" else (7, 4.5), layout="constrained")
     ax = fig.subplots()
     if kind == "pareto":
         xy = metric.split(",") if metric else [None, None]
@@ -69,12 +77,6 @@ def draw(study: Study, kind: str, *, metric: str | None = None, label: str | Non
                              ax=ax)
     elif kind == "timeline":
         _analysis.plot_timeline(study, ax=ax)
-    elif kind == "hypervolume":
+    else:  # hypervolume
         _analysis.plot_hypervolume(study, ax=ax)
-    else:  # arch
-        if trial is None:
-            raise ValueError("--kind arch takes --trial N (the trial whose network to draw)")
-        from torchnas.report._arch import arch_graph, plot_arch
-
-        plot_arch(arch_graph(study, trial), ax=ax, title=f"{study.name}: trial {trial}")
     return fig

@@ -21,10 +21,12 @@ from torch import nn
 from torchnas import data as tn_data
 from torchnas._util.errors import ConfigError, SpaceError, TrialPruned
 from torchnas.evaluation import Trainer
+from torchnas.evaluation._graph import model_graph
 from torchnas.search._model_metrics import ModelMetrics, Rejected
 from torchnas.search._options import Fidelity
 from torchnas.search._seeds import better, merge_executions
 from torchnas.search._settings import trial_settings
+from torchnas.search._space_args import builtin_space_kwargs
 from torchnas.search._train_fn import (
     TrainFn,
     TrialView,
@@ -47,18 +49,14 @@ SpaceFn = Callable[[HP], nn.Module]
 
 def space_function(space: str | SpaceFn, space_kwargs: Mapping[str, Any] | None,
                    dataset: tn_data.Data) -> SpaceFn:
-    """The space function of ``space`` (a built-in space is created for the data's shape and
-    outputs: ``num_outputs`` for float targets; ``space_kwargs`` are its arguments)."""
-    kwargs = dict(space_kwargs or {})
+    """The space function of ``space``: a built-in space is created for the data (see
+    :func:`builtin_space_kwargs`); ``space_kwargs`` are its arguments."""
     if isinstance(space, str):
-        kwargs.setdefault("input_shape", dataset.input_shape)
-        kwargs.setdefault("num_classes", dataset.num_classes)
-        if dataset.num_classes is None:  # regression
-            kwargs.setdefault("num_outputs", dataset.num_outputs)
-        fn: SpaceFn = spaces.create(space, **kwargs)
+        fn: SpaceFn = spaces.create(space, **builtin_space_kwargs(space, space_kwargs, dataset))
         return fn
     if not callable(space):
         raise ConfigError(f"space must be a function build(hp) or a name, got {space!r}")
+    kwargs = dict(space_kwargs or {})
     return functools.partial(space, **kwargs) if kwargs else space
 
 
@@ -210,6 +208,21 @@ class ModelObjective:
             self.artifacts.save(number, model, {"seed": seed, "width": width,
                                                 "execution": execution})
 
+    def keep_graph(self, number: int, model: nn.Module) -> None:
+        """Writes trial ``number``'s model graph to :attr:`artifacts` (what the dashboard and
+        ``torchnas plot --kind arch`` draw without running code), captured on one training
+        sample; ``keep_models=0`` (no files) records none. Never fails the trial: a model it
+        cannot capture gets no graph (logged at debug level)."""
+        if not self.keep_models:
+            return
+        try:
+            example = torch.as_tensor(self.dataset.train[0][0]).unsqueeze(0)
+            graph = model_graph(model, example)
+            if graph is not None:
+                self.artifacts.save_graph(number, graph)
+        except Exception as exc:
+            log.debug("trial %d: its model graph was not kept (%s)", number, exc)
+
     def settings(self) -> dict[str, Any]:
         """What gives the trials their meaning, as stored with a new study and compared when
         it is reopened: the trainer (but where and how fast it runs), the data (name, shapes,
@@ -253,10 +266,12 @@ class ModelObjective:
         trial.commit()
         fit_fn = self.fit_fn(model)
         if hp.width == 1.0:  # train_fn returns what it likes: params is always measured
+            self.keep_graph(trial.number, model)
             measured = self.measure(model, None if fit_fn is None
                                     else [*self.metrics.named, "params"])
         else:  # costs are those of the full-width model, the one deployed
             full = self.build(hp.arch, seed)
+            self.keep_graph(trial.number, full)
             measured = self.measure(full, [*self.metrics.named, "params"])
             del full
 

@@ -21,6 +21,7 @@ from torchnas.report._console import leaderboard, state_counts
 from torchnas.search._export import save_model
 from torchnas.search._objective import ModelObjective
 from torchnas.search._seeds import RetrainAttempt, RetrainReport, retrain_with_retries
+from torchnas.search._space_args import builtin_space_kwargs
 from torchnas.search._train_fn import as_test_metrics, function_name
 from torchnas.strategies import derive_seed
 from torchnas.study import Study
@@ -223,11 +224,9 @@ class SearchResults:
             meta["train_fn_decisions"] = {k: v for k, v in arch.items() if k not in built}
             arch = built
         kwargs = dict(self.objective.space_kwargs or {})
-        if space is not None:
-            kwargs.setdefault("input_shape", list(bundle.input_shape))
-            kwargs.setdefault("num_classes", bundle.num_classes)
-            if bundle.num_classes is None:  # regression
-                kwargs.setdefault("num_outputs", bundle.num_outputs)
+        if space is not None:  # what the search created it with (a token model's vocabulary)
+            kwargs = builtin_space_kwargs(space, kwargs, bundle)
+            kwargs["input_shape"] = list(kwargs["input_shape"])
         example = torch.as_tensor(bundle.train[0][0]).unsqueeze(0)
         return save_model(path, model, arch, space=space, space_kwargs=kwargs,
                           meta=meta, example_input=example)

@@ -5,6 +5,10 @@ A study stored in ``runs/mnist.db`` keeps them in ``runs/mnist.artifacts/<study>
 unpickled) and a ``trial-<n>.json`` (what rebuilds the model and its summary). Writes go to a
 ``.partial`` file first, then are renamed: a kill never leaves half a file. A study in memory
 keeps them in a temporary folder removed when the process ends.
+
+Every trial also gets a ``trial-<n>.graph.json``: its network's graph (layers, output shapes,
+parameters and how they connect, see :func:`torchnas.evaluation._graph.model_graph`), captured
+when it ran. It is small, plain JSON, and kept when the trial's weights are dropped.
 """
 
 from __future__ import annotations
@@ -74,6 +78,29 @@ class ArtifactStore:
                 lambda p: p.write_text(json.dumps(dict(meta), default=str), encoding="utf-8"))
         return out
 
+    def graph_path(self, number: int) -> Path:
+        return self.root / f"trial-{number}.graph.json"
+
+    def save_graph(self, number: int, graph: Mapping[str, Any]) -> Path:
+        """Writes trial ``number``'s model graph (JSON; kept when its weights are dropped)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        out = self.graph_path(number)
+        text = json.dumps(dict(graph), default=str)
+        _atomic(out, lambda p: p.write_text(text, encoding="utf-8"))
+        return out
+
+    def load_graph(self, number: int) -> dict[str, Any] | None:
+        """Trial ``number``'s model graph, or ``None`` when none was recorded (or it is not
+        a graph: a file that is not a JSON object with ``nodes`` and ``edges``)."""
+        try:
+            loaded = json.loads(self.graph_path(number).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("nodes"), list) \
+                or not isinstance(loaded.get("edges"), list):
+            return None
+        return loaded
+
     def has(self, number: int) -> bool:
         return self.weights_path(number).is_file()
 
@@ -112,7 +139,8 @@ class ArtifactStore:
                       if (m := _NAME.fullmatch(p.name)))
 
     def discard(self, numbers: Iterable[int]) -> None:
-        """Removes the files of trials ``numbers`` (those absent are skipped)."""
+        """Removes the weights files of trials ``numbers`` (those absent are skipped; their
+        graphs stay)."""
         for n in numbers:
             for path in (self.weights_path(n), self.weights_path(n).with_suffix(".json")):
                 path.unlink(missing_ok=True)
