@@ -16,10 +16,13 @@ from torchnas.data._builtin import available, cache_dir, load, register, stratif
 from torchnas.data._bundle import Data, from_datasets, from_tensors, validate
 from torchnas.data._files import from_files
 from torchnas.data._folder import from_folder
+from torchnas.data._sequences import Vocabulary, as_sequence, tokenize
 from torchnas.data._tokens import pad_sequences, shift_tokens
 
 __all__ = [
     "Data",
+    "Vocabulary",
+    "as_sequence",
     "available",
     "cache_dir",
     "from_datasets",
@@ -31,5 +34,6 @@ __all__ = [
     "register",
     "shift_tokens",
     "stratified_split",
+    "tokenize",
     "validate",
 ]

@@ -22,6 +22,7 @@ from torchnas._util.registry import Registry
 from torchnas.data._bundle import Data, from_tensors
 from torchnas.data._mnist import SOURCES as MNIST_SOURCES
 from torchnas.data._mnist import mnist_arrays
+from torchnas.data._sequences import SEQUENCE_LOADERS
 
 __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
 
@@ -84,6 +85,11 @@ def load(name: str, *, val_fraction: float = 0.2, seed: int = 0, **kwargs: Any) 
             in [0, 1], shape ``(1, 28, 28)``, 10 classes; downloaded once, MD5-checked, into
             ``cache_dir() / name``, or ``root / name`` with ``root=``; ``mirrors=`` replaces
             the download URLs, ``md5=`` the checksums by file name).
+            Generated sequence tasks (offline; ``samples``, ``test_samples``, ``data_seed`` and
+            their sizes as keywords, see :mod:`torchnas.data._sequences`): ``"adding"``
+            (float ``(2, length)``, a regression), ``"parity"`` and ``"recall"`` (token ids
+            ``(T,)``, one label per sequence) and ``"copy"`` (token ids, labels per token):
+            task ``sequence``, padding id 0.
         val_fraction: Fraction of the training part held out for validation (stratified).
         seed: Seed of the split; the same seed gives the same split.
         **kwargs: Options of the loader.
@@ -273,6 +279,9 @@ def _mnist_loader(name: str) -> Loader:
 
 for _name in MNIST_SOURCES:
     register(_name)(_mnist_loader(_name))
+
+for _name, _loader in SEQUENCE_LOADERS.items():  # generated sequence tasks (_sequences.py)
+    register(_name)(_loader)
 
 
 def _check_fraction(name: str, value: float) -> None:
