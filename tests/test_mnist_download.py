@@ -157,7 +157,8 @@ def test_corrupt_download_raises_and_leaves_nothing(server: Server, tmp_path: Pa
     with pytest.raises(DataError, match=FILES[0]) as info:
         _load(tmp_path, bad, gone)
     message = str(info.value)
-    assert f"{bad}{FILES[0]} (MD5 " in message and f"{gone}{FILES[0]} (HTTP 404" in message
+    assert f"{bad}{FILES[0]} (" in message and "bytes with MD5 " in message
+    assert f"{gone}{FILES[0]} (HTTP 404" in message and "expected MD5 " in message
     assert list((tmp_path / "mnist").iterdir()) == []
 
 

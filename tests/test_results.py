@@ -45,8 +45,11 @@ def test_the_best_trials_keep_their_trained_weights_beside_the_study(searched: A
     top = s.study.top_trials(2)
     folder = db.parent / "d.artifacts" / "d"
     assert artifacts_dir(str(db), "d") == folder
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
+    weights = [p.name for p in folder.iterdir() if not p.name.endswith(".graph.json")]
+    assert sorted(weights) == sorted(
         f"trial-{t.number}.{ext}" for t in top for ext in ("pt", "json"))
+    graphs = sorted(p.name for p in folder.glob("*.graph.json"))  # every trial's, kept
+    assert graphs == sorted(f"trial-{t.number}.graph.json" for t in s.study.trials)
     meta = json.loads((folder / f"trial-{top[0].number}.json").read_text())
     assert meta["seed"] == s.objective.train_seed(top[0].number) and meta["width"] == 1.0
     assert "Trainable params" in meta["summary"]

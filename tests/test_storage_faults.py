@@ -35,7 +35,7 @@ FULL = textwrap.dedent("""
 CLI_FULL = textwrap.dedent("""
     import resource, signal, sys
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))
     from torchnas.cli import main
     sys.exit(main(["search", sys.argv[1], "--set", "progress=false"]))
 """)

@@ -23,6 +23,7 @@ from torchnas.data._bundle import Data, from_tensors
 from torchnas.data._mnist import SOURCES as MNIST_SOURCES
 from torchnas.data._mnist import mnist_arrays
 from torchnas.data._sequences import SEQUENCE_LOADERS
+from torchnas.data._text import TEXT_LOADERS
 
 __all__ = ["available", "cache_dir", "load", "register", "stratified_split"]
 
@@ -281,6 +282,9 @@ for _name in MNIST_SOURCES:
     register(_name)(_mnist_loader(_name))
 
 for _name, _loader in SEQUENCE_LOADERS.items():  # generated sequence tasks (_sequences.py)
+    register(_name)(_loader)
+
+for _name, _loader in TEXT_LOADERS.items():  # downloaded text corpora (_text.py)
     register(_name)(_loader)
 
 

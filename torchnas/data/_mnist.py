@@ -10,24 +10,17 @@ leaves a corrupt file behind and concurrent workers never read a half-written on
 from __future__ import annotations
 
 import gzip
-import hashlib
-import logging
-import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from torchnas._util.errors import DataError
+from torchnas.data import _download as download
 
 __all__ = ["FILES", "SOURCES", "Source", "fetch", "mnist_arrays", "read_idx"]
 
-log = logging.getLogger("torchnas")
 
 #: The four files of every MNIST-family dataset, in the order
 #: (train images, train labels, test images, test labels).
@@ -38,10 +31,6 @@ FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 
-#: Seconds a mirror may stay silent before the next one is tried.
-TIMEOUT = 60.0
-
-_CHUNK = 1 << 20
 _IDX_DTYPES = {0x08: np.dtype(np.uint8)}  # the only element type the MNIST family uses
 
 
@@ -129,27 +118,8 @@ def _scale(images: np.ndarray) -> np.ndarray:
 
 
 def fetch(folder: Path, mirrors: Sequence[str], md5: Mapping[str, str]) -> list[Path]:
-    """Make sure every file of ``md5`` is in ``folder`` with its checksum; download the others.
-
-    Args:
-        folder: Where the files live (created if missing).
-        mirrors: Base URLs tried in order for each missing or damaged file.
-        md5: Expected MD5 hex digest by file name.
-
-    Returns:
-        The paths of the files, in the order of ``md5``.
-
-    Raises:
-        DataError: When no mirror serves a file with the expected checksum; the message names
-            the file, every URL tried and why it failed.
-    """
-    paths = []
-    for filename, digest in md5.items():
-        path = folder / filename
-        if not (path.is_file() and _md5(path) == digest.lower()):
-            _download(path, mirrors, digest.lower())
-        paths.append(path)
-    return paths
+    """:func:`~torchnas.data._download.fetch` with MD5 checksums by file name."""
+    return download.fetch(folder, mirrors, md5, "md5")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -181,46 +151,6 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, _IDX_DTYPES[raw[2]], offset=offset).reshape(dims)
 
 
-def _download(path: Path, mirrors: Sequence[str], digest: str) -> None:
-    """Fetch ``path.name`` from the first mirror that serves it with MD5 ``digest``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
-    for base in mirrors:
-        url = base.rstrip("/") + "/" + path.name
-        log.info("downloading %s", url)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                got = _copy_url(url, out)
-            if got == digest:
-                os.replace(tmp, path)
-                return
-            failures.append(f"{url} (MD5 {got}, expected {digest})")
-        except urllib.error.HTTPError as e:
-            failures.append(f"{url} (HTTP {e.code} {e.reason})")
-        except (urllib.error.URLError, OSError, ValueError) as e:  # ValueError: a bad URL
-            failures.append(f"{url} ({getattr(e, 'reason', None) or e})")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    tried = "; ".join(failures) or "no mirrors given"
-    raise DataError(f"could not download {path.name} with the expected checksum from any mirror: "
-                    f"{tried}. Put a correct copy at {path} to skip the download.")
 
 
-def _copy_url(url: str, out: BinaryIO) -> str:
-    """Stream ``url`` into the binary file ``out``; return the MD5 hex digest of the bytes."""
-    h = hashlib.md5(usedforsecurity=False)
-    request = urllib.request.Request(url, headers={"User-Agent": "torchnas"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        while chunk := response.read(_CHUNK):
-            h.update(chunk)
-            out.write(chunk)
-    return h.hexdigest()
 
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

@@ -11,7 +11,7 @@ import numpy as np
 from torchnas.schedulers._base import register
 from torchnas.schedulers._halving import SuccessiveHalvingScheduler
 from torchnas.schedulers._values import reached
-from torchnas.study._objectives import crowding_distance
+from torchnas.study._objectives import crowding_distance, nondominated_fronts
 from torchnas.study._trial import FrozenTrial
 
 __all__ = ["ParetoHalvingScheduler", "rung_vector"]
@@ -106,7 +106,7 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
         worse = (rows[1:] <= rows[0]).all(1) & (rows[1:] < rows[0]).any(1)
         rows = rows[np.concatenate([[True], ~worse])]
         ahead = 0  # others strictly ahead of row 0 in the crowded comparison
-        for front in _fronts(rows, keep):
+        for front in nondominated_fronts(rows, keep):
             if 0 not in front:
                 ahead += len(front)
                 continue
@@ -128,27 +128,3 @@ class ParetoHalvingScheduler(SuccessiveHalvingScheduler):
     def setup(self, objectives: Mapping[str, str], seed: int) -> None:
         super().setup(objectives, seed)
         self._vectors: dict[tuple[int, int, float], dict[str, float] | None] = {}
-
-
-def _fronts(rows: np.ndarray, limit: int) -> list[list[int]]:
-    """:func:`~torchnas.study._objectives.nondominated_fronts` of ``rows`` with ``limit``,
-    the dominance matrix built one objective at a time (no ``rows x rows x objectives``
-    array)."""
-    n = len(rows)
-    ge = np.ones((n, n), dtype=bool)
-    gt = np.zeros((n, n), dtype=bool)
-    for col in rows.T:
-        ge &= col[:, None] >= col[None, :]
-        gt |= col[:, None] > col[None, :]
-    beats = ge & gt  # [i, j]: row i dominates row j
-    count = beats.sum(0)
-    left = np.ones(n, dtype=bool)
-    fronts: list[list[int]] = []
-    done = 0
-    while left.any() and done < limit:
-        front = np.flatnonzero(left & (count == 0))
-        fronts.append(front.tolist())
-        left[front] = False
-        count = count - beats[front].sum(0)
-        done += len(front)
-    return fronts

@@ -170,8 +170,13 @@ def nondominated_fronts(values: Sequence[Sequence[float]] | np.ndarray,
     if y.size == 0:
         return []
     y = y.reshape(len(y), -1)
-    ge = (y[:, None, :] >= y[None, :, :]).all(-1)
-    beats = ge & ~ge.T  # [i, j]: row i dominates row j
+    n = len(y)
+    ge = np.ones((n, n), dtype=bool)  # built one objective at a time: no n x n x k array
+    gt = np.zeros((n, n), dtype=bool)
+    for col in y.T:
+        ge &= col[:, None] >= col[None, :]
+        gt |= col[:, None] > col[None, :]
+    beats = ge & gt  # [i, j]: row i dominates row j
     count = beats.sum(0)  # how many rows dominate each row
     left = np.ones(len(y), dtype=bool)
     fronts: list[list[int]] = []
