@@ -189,7 +189,11 @@ def test_a_lost_wal_costs_seconds_of_events_not_the_study(tmp_path: Path) -> Non
     proc.wait(30)
     (tmp_path / "s.db-wal").unlink()
     (tmp_path / "s.db-shm").unlink()
-    journal = SQLiteJournal(db)
+    with pytest.raises(tn.StorageError, match="was writing to it when it died"):
+        SQLiteJournal(db)  # said, not glossed over; the file keeps what was checkpointed:
+    code, out = _cli("repair", db, tmp_path / "new.db")
+    assert code == 0, out
+    journal = SQLiteJournal(tmp_path / "new.db")
     kept = len(journal.read(1))
     assert journal.study_names() == ["s"]
     per_second = written / 5
@@ -237,3 +241,31 @@ def test_the_cli_refuses_a_fresh_start_where_its_config_says_a_study_finished(
     assert out.startswith(f"torchnas: error: storage {db} holds no study 's', but "), out
     assert "move s.s.config.yaml away" in out
     assert db.read_bytes() == before
+
+
+def test_a_killed_writers_lost_wal_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _write(db, 20, killed=True)  # killed at once: its events may be in its -wal only
+    (tmp_path / "s.db-wal").unlink()
+    (tmp_path / "s.db-shm").unlink()
+    before = db.read_bytes()
+    with pytest.raises(tn.StorageError, match=r"was writing to it when it died, and the "
+                                              r"s\.db-wal file it left is gone"):
+        tn.Study(name="s", storage=db, objectives={"x": "max"})
+    assert db.read_bytes() == before
+    code, out = _cli("repair", db, tmp_path / "new.db")  # the way on with what it holds
+    assert code == 0, out
+    study = tn.Study(name="s", storage=tmp_path / "new.db", objectives={"x": "max"})
+    assert len(study.trials) <= 20
+
+
+def test_writers_that_close_or_exit_leave_no_trace(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _write(db, 3)  # a process that exits without closing the study
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    study = tn.Study(name="s", storage=db, objectives={"x": "max"})  # opens without complaint
+    study.optimize(lambda hp: hp.float("x", 0, 1), trials=5)
+    study.journal.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    _write(db, 7, killed=True)  # a killed writer whose -wal stays: the next one goes on
+    assert len(tn.Study(name="s", storage=db, objectives={"x": "max"}).trials) == 3 + 5 + 7

@@ -8,11 +8,13 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from torchnas._util.errors import ConfigError, StorageError
+from torchnas._util.process import owner_alive, owner_token
 from torchnas.storage._base import Event, Journal
 from torchnas.storage._reader import Reader
 
@@ -53,6 +55,24 @@ def _lost_its_wal(path: Path) -> bool:
     wal = path.with_name(path.name + "-wal")
     return (header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
             and not wal.exists())
+
+
+def _dead_writers(conn: sqlite3.Connection) -> list[str]:
+    """The processes of this host registered as writers of the file that no longer run."""
+    rows = conn.execute("SELECT key FROM meta WHERE key LIKE 'writer:%'").fetchall()
+    return [k for (k,) in rows if owner_alive(k.removeprefix("writer:")) is False]
+
+
+def _release(conn: sqlite3.Connection, lock: threading.RLock, writer: str) -> None:
+    """This process writes the file no more (its registration goes, with those of writers that
+    died: closing checkpoints what they committed), and its connection closes (also at exit)."""
+    with lock, contextlib.suppress(sqlite3.Error):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("DELETE FROM meta WHERE key = ?",
+                         [(writer,), *[(k,) for k in _dead_writers(conn)]])
+        conn.execute("COMMIT")
+    with lock:
+        conn.close()
 
 
 def fault(path: str | os.PathLike[str], exc: BaseException) -> str:
@@ -126,6 +146,7 @@ class SQLiteJournal(Journal):
         """Opens (creating when missing) the database for writing, in WAL mode."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lost = _lost_its_wal(self.path)
+        had_wal = self.path.with_name(self.path.name + "-wal").exists()
         self._conn = sqlite3.connect(
             str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -146,7 +167,24 @@ class SQLiteJournal(Journal):
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
+            dead = _dead_writers(self._conn)
+            if not (dead and not had_wal):
+                self._conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in dead])
+                self._writer = f"writer:{owner_token()}"
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                   (self._writer, str(time.time())))
+        if dead and not had_wal:
+            self._conn.close()
+            raise StorageError(
+                f"storage {self.path}: the process {dead[0].removeprefix('writer:')} was writing "
+                f"to it when it died, and the {self.path.name}-wal file it left is gone "
+                f"(deleted, or not copied with the database): the events it wrote in its last "
+                f"seconds are lost, and with a study made in those seconds, the whole study. "
+                f"Nothing was changed. Restore the -wal file beside it; or, to go on with what "
+                f"the file holds, `torchnas repair {self.path} NEW.db` and use NEW.db")
+        self._timer: threading.Timer | None = None
         self._checkpoint()
+        self._release = weakref.finalize(self, _release, self._conn, self._lock, self._writer)
 
     def _checkpoint(self) -> None:
         """Copies committed events from the WAL into the database file (without waiting for
@@ -270,6 +308,17 @@ class SQLiteJournal(Journal):
                 raise KeyError(f"no study with id {study_id} in {self.path}")
         if not self._depth and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
             self._checkpoint()
+        elif self._timer is None:  # and once the appends pause, what they wrote
+            self._timer = threading.Timer(CHECKPOINT_EVERY, self._checkpoint_later)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _checkpoint_later(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._depth and self._release.alive:
+                with contextlib.suppress(sqlite3.Error, StorageError):
+                    self._checkpoint()
 
     def read(self, study_id: int, after: int = 0) -> list[tuple[int, Event]]:
         with self._lock:
@@ -289,11 +338,15 @@ class SQLiteJournal(Journal):
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
+        """Closes the file: SQLite copies the WAL into it and removes the ``-wal`` file (when
+        no other process has it open), and this process is no longer a writer of it."""
         with self._lock:
             if self._reader is not None:
                 self._reader.close()
             else:
-                self._conn.close()
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._release()
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"

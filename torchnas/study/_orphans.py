@@ -32,8 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from torchnas._util.process import _start_ticks
 from torchnas.storage import EventKind, events
-from torchnas.study._process import _start_ticks, crash_path, owner_alive, supervisor_token
+from torchnas.study._process import crash_path, owner_alive, supervisor_token
 from torchnas.study._trial import TrialState
 
 if TYPE_CHECKING:
