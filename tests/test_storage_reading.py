@@ -162,6 +162,8 @@ def test_a_read_only_mount_carrying_wal_and_shm_is_readable(tmp_path: Path) -> N
         study.journal.close()
         code, out = _cli("trials", mnt / "s.db")
         assert code == 0 and out.count("complete") == 3, out
+        with pytest.raises(tn.StorageError, match="the file or its folder is read-only"):
+            tn.Study(name="s", storage=mnt / "s.db")  # writing there: said as such
         assert _files(src) == before
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)  # lazy: even while busy

@@ -57,6 +57,13 @@ def _lost_its_wal(path: Path) -> bool:
             and not wal.exists())
 
 
+def _writable(path: Path) -> bool:
+    """Whether ``path`` (or, when missing, its folder) may be written, read-only mounts
+    included."""
+    return os.access(path if path.exists() else path.parent, os.W_OK) and os.access(
+        path.parent, os.W_OK)
+
+
 def _dead_writers(conn: sqlite3.Connection) -> list[str]:
     """The processes of this host registered as writers of the file that no longer run."""
     rows = conn.execute("SELECT key FROM meta WHERE key LIKE 'writer:%'").fetchall()
@@ -139,6 +146,11 @@ class SQLiteJournal(Journal):
         except (OSError, sqlite3.DatabaseError) as exc:  # a folder, a foreign file, no access
             if "malformed" in str(exc) or "full" in str(exc):
                 raise StorageError(fault(self.path, exc)) from None
+            if not _writable(self.path):
+                raise StorageError(
+                    f"storage {self.path}: it cannot be written ({type(exc).__name__}: {exc}): "
+                    f"the file or its folder is read-only. Reading works: torchnas trials / "
+                    f"best / plot, tn.load_study(..., read_only=True)") from None
             raise ConfigError(f"storage {self.path}: cannot use it as a torchnas SQLite file "
                               f"({type(exc).__name__}: {exc})") from None
 
