@@ -9,9 +9,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from torchnas._util.errors import ConfigError, StorageError
 from torchnas._util.process import owner_alive, owner_token
@@ -19,6 +19,8 @@ from torchnas.storage._base import Event, Journal
 from torchnas.storage._reader import Reader
 
 __all__ = ["SQLiteJournal", "fault"]
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -129,9 +131,8 @@ class SQLiteJournal(Journal):
                 raise ValueError(f"no such storage file: {self.path}")
             self._reader: Reader | None = Reader(self.path, timeout)
             try:
-                with self._reading() as conn:
-                    tables = {r[0] for r in conn.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                tables = self._query(lambda conn: {r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")})
             except StorageError:
                 raise
             except sqlite3.DatabaseError as exc:
@@ -216,24 +217,27 @@ class SQLiteJournal(Journal):
                 raise
             raise StorageError(fault(self.path, exc)) from exc
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection to read with: this journal's own, or (``read_only``) one for this
-        read only, opened so that nothing is written (see :mod:`._reader`)."""
+    def _query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)``: with this journal's own connection, or (``read_only``) one for
+        this read only, opened so that nothing is written (see :mod:`._reader`); a read of a
+        file without its WAL that a writer began to change meanwhile is read again."""
         with self._lock:
             if self._reader is None:
                 with self._faults():
-                    yield self._conn
-                return
-            try:
-                with self._reader.connection() as conn:
-                    yield conn
-            except sqlite3.DatabaseError as exc:
-                if "malformed" in str(exc):
-                    raise StorageError(fault(self.path, exc)) from None
-                if "readonly" in str(exc) or "not a database" in str(exc):
-                    raise
-                raise StorageError(fault(self.path, exc)) from exc
+                    return fn(self._conn)
+            for again in (False, True):
+                try:
+                    with self._reader.connection() as conn:
+                        return fn(conn)
+                except sqlite3.DatabaseError as exc:
+                    if not again and self._reader.mode == "immutable":
+                        continue  # read without locks: a writer may have begun just then
+                    if "malformed" in str(exc):
+                        raise StorageError(fault(self.path, exc)) from None
+                    if "readonly" in str(exc) or "not a database" in str(exc):
+                        raise
+                    raise StorageError(fault(self.path, exc)) from exc
+            raise AssertionError("unreachable")
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # none open, or the file failed: keep the cause
@@ -290,15 +294,13 @@ class SQLiteJournal(Journal):
         return int(cur.lastrowid or 0)
 
     def find_study(self, name: str) -> tuple[int, dict[str, Any]] | None:
-        with self._reading() as conn:
-            row = conn.execute(
-                "SELECT id, config FROM studies WHERE name = ?", (name,)
-            ).fetchone()
+        row = self._query(lambda conn: conn.execute(
+            "SELECT id, config FROM studies WHERE name = ?", (name,)).fetchone())
         return (int(row[0]), json.loads(row[1])) if row else None
 
     def study_names(self) -> list[str]:
-        with self._reading() as conn:
-            rows = conn.execute("SELECT name FROM studies ORDER BY id").fetchall()
+        rows = self._query(
+            lambda conn: conn.execute("SELECT name FROM studies ORDER BY id").fetchall())
         return [r[0] for r in rows]
 
     @staticmethod
@@ -333,21 +335,21 @@ class SQLiteJournal(Journal):
                     self._checkpoint()
 
     def read(self, study_id: int, after: int = 0) -> list[tuple[int, Event]]:
-        with self._lock:
-            with self._reading() as conn:
-                rows = conn.execute(
-                    "SELECT seq, data FROM events WHERE study_id = ? AND seq > ? ORDER BY seq",
-                    (study_id, after),
-                ).fetchall()
-                missing = not rows and self._missing(conn, study_id)
-            if missing:
-                raise KeyError(f"no study with id {study_id} in {self.path}")
+        def query(conn: sqlite3.Connection) -> tuple[list[Any], bool]:
+            rows = conn.execute(
+                "SELECT seq, data FROM events WHERE study_id = ? AND seq > ? ORDER BY seq",
+                (study_id, after)).fetchall()
+            return rows, not rows and self._missing(conn, study_id)
+
+        rows, missing = self._query(query)
+        if missing:
+            raise KeyError(f"no study with id {study_id} in {self.path}")
         return [(int(seq), json.loads(data)) for seq, data in rows]
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when healthy)."""
-        with self._reading() as conn:
-            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+        return str(self._query(
+            lambda conn: conn.execute("PRAGMA integrity_check").fetchone()[0]))
 
     def close(self) -> None:
         """Closes the file: SQLite copies the WAL into it and removes the ``-wal`` file (when
