@@ -4,7 +4,9 @@ DARTS is known to drift towards skip connections and other parameter-free operat
 help the supernet train fast, not the derived model). :func:`collapse_counts` looks at the
 operation each ``hp.op`` label would derive and counts the winners that have no parameters
 (measured on the built candidates) and are not "zero" operations (a candidate whose output was
-all zeros when the supernet was probed, e.g. ``none``). A search is *collapsed* when more than
+all zeros when the supernet was probed, e.g. ``none``), in labels that offer a candidate with
+parameters (a label of parameter-free candidates only, such as the activations of ``rnn_cell``,
+has nothing to collapse away from). A search is *collapsed* when more than
 ``threshold`` of its op labels are won by such operations. Two guards prevent it:
 
 * ``"early_stop"`` (DARTS+): the search stops at the first epoch that would be collapsed and
@@ -43,7 +45,7 @@ def collapse_counts(net: Supernet, path: Mapping[str, Sequence[int]]
         name = op.names[i]
         if op.zero[i] or name.lower() in _ZERO_NAMES:
             zero[label] = name
-        elif op.param_counts[i] == 0:
+        elif op.param_counts[i] == 0 and any(op.param_counts):
             free[label] = name
     return free, zero, len(first)
 

@@ -12,9 +12,10 @@ from torchnas.space.builtin.chain_cnn import ChainCNNSpace
 from torchnas.space.builtin.mlp import MLPSpace
 from torchnas.space.builtin.mobile import MobileSpace
 from torchnas.space.builtin.rnn import RNNSpace
+from torchnas.space.builtin.rnn_cell import RNNCellSpace
 from torchnas.space.builtin.transformer import TransformerSpace
 
 __all__ = [
-    "REGISTRY", "CellSpace", "ChainCNNSpace", "MLPSpace", "MobileSpace", "RNNSpace",
-    "TransformerSpace", "available", "create", "get", "list", "register",
+    "REGISTRY", "CellSpace", "ChainCNNSpace", "MLPSpace", "MobileSpace", "RNNCellSpace",
+    "RNNSpace", "TransformerSpace", "available", "create", "get", "list", "register",
 ]
