@@ -203,9 +203,9 @@ class SQLiteJournal(Journal):
         """Copies committed events from the WAL into the database file (without waiting for
         readers), so that a lost ``-wal`` file loses at most :data:`CHECKPOINT_EVERY` seconds of
         events, never the study."""
-        with self._faults():
+        with self._lock, self._faults():  # one thread at a time on the connection
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        self._checkpointed = time.monotonic()
+            self._checkpointed = time.monotonic()
 
     @contextlib.contextmanager
     def _faults(self) -> Iterator[None]:
