@@ -10,8 +10,8 @@ Ray driver's gate, and fuzzed arguments. Each try's outcome is one of: clear err
 
     python benchmarks/hostile.py [--quick] [--only 1,5,9] [--out benchmarks/results/hostile.json]
 
-The scenarios are in ``benchmarks/_hostile_processes.py`` and ``_hostile_files.py``. Mounts and ``setpriv`` need root; a
-scenario that cannot run here is skipped with a note.
+The scenarios are in ``benchmarks/_hostile_processes.py`` and ``_hostile_files.py``. Mounts
+and ``setpriv`` need root; a scenario that cannot run here is skipped with a note.
 """
 
 from __future__ import annotations
