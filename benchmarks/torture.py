@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -48,15 +49,39 @@ max_failures: 3
 """
 
 
+def _read(db: Path, sql: str) -> list[Any]:
+    """``sql``'s rows, read without writing (as torchnas's reading commands do): through the
+    file's WAL read-only, or, where that view of a killed writer's WAL fails (a read-only
+    connection cannot recover it), from a copy of the file and its WAL, recovered in full."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if "malformed" not in str(exc):
+            raise
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / db.name
+        shutil.copyfile(db, copy)
+        wal = db.with_name(db.name + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        conn = sqlite3.connect(copy, timeout=30)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+
 def _events(db: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        rows = conn.execute("SELECT seq, data FROM events ORDER BY seq").fetchall()
+    rows = _read(db, "SELECT seq, data FROM events ORDER BY seq")
     return [{**json.loads(data), "seq": seq} for seq, data in rows]
 
 
 def _integrity(db: Path) -> str:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    return str(_read(db, "PRAGMA integrity_check")[0][0])
 
 
 def _trials(db: Path) -> dict[int, Any]:
@@ -164,9 +189,7 @@ class Torture:
     def _has_schema(self) -> bool:
         if not self.db.exists():
             return False
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
-            return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() \
-                is not None
+        return bool(_read(self.db, "SELECT 1 FROM sqlite_master WHERE name = 'events'"))
 
     def check(self, final: bool = False) -> None:
         """The invariants, on the file as the killed (or finished) search left it."""

@@ -9,7 +9,8 @@ picks, at each read:
 - ``ro``: a writer is at work (its ``-wal`` is there): read through its WAL, creating nothing;
 - ``copy``: where neither can open (a read-only folder or mount carrying ``-wal``/``-shm``, a
   file the user may only read), the database and its WAL are copied into a private temporary
-  folder, read there, and the copy is removed when the journal closes.
+  folder, read there, and the copy is removed when the journal closes. Once too where a
+  read-only view of a killed writer's WAL failed: SQLite recovers the copy's WAL in full.
 """
 
 from __future__ import annotations
@@ -59,7 +60,18 @@ class Reader:
         finally:
             conn.close()
 
+    def recover(self) -> None:
+        """The next read goes through a private copy, where SQLite recovers the WAL in full (a
+        read-only connection cannot: right after a writer was killed its view may fail)."""
+        self._copy_next = True
+
     def _open(self) -> sqlite3.Connection:
+        if getattr(self, "_copy_next", False):
+            self._copy_next = False
+            self._copied = None  # copy afresh
+            conn = self._from_copy()
+            self.mode = "recovered"  # once: the next read opens the file itself again
+            return conn
         if self.mode != "copy":
             query = "mode=ro" if self._wal().exists() else "immutable=1"
             conn = self._connect(self.path, query)

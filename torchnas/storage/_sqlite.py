@@ -232,6 +232,9 @@ class SQLiteJournal(Journal):
                 except sqlite3.DatabaseError as exc:
                     if not again and self._reader.mode == "immutable":
                         continue  # read without locks: a writer may have begun just then
+                    if not again and self._reader.mode == "ro" and "malformed" in str(exc):
+                        self._reader.recover()  # a killed writer's WAL, read without recovery
+                        continue
                     if "malformed" in str(exc):
                         raise StorageError(fault(self.path, exc)) from None
                     if "readonly" in str(exc) or "not a database" in str(exc):
