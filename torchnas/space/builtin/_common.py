@@ -105,3 +105,24 @@ def conv_kinds(dims: int) -> tuple[type[nn.Module], type[nn.Module]]:
     if dims == 1:
         return nn.Conv1d, nn.BatchNorm1d
     return nn.Conv2d, nn.BatchNorm2d
+
+
+def check_options(space: str, arg: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    """Raises :class:`SpaceError` unless ``values`` is a non-empty list of names in
+    ``allowed`` (a space's ``cells=``, ``readouts=``, ...)."""
+    if isinstance(values, str) or not values or any(v not in allowed for v in values):
+        shown = [values] if isinstance(values, str) else list(values)
+        raise SpaceError(f"space {space!r}: {arg} must be a non-empty list of "
+                         f"{', '.join(map(repr, allowed))}, got {shown!r}")
+
+
+def check_count(space: str, arg: str, value: object) -> None:
+    """Raises :class:`SpaceError` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpaceError(f"space {space!r}: {arg} must be an integer >= 1, got {value!r}")
+
+
+def check_causal(space: str, causal: bool, per_token: bool) -> None:
+    """A causal model (a language model) predicts every token: ``per_token`` too."""
+    if causal and not per_token:
+        raise SpaceError(f"space {space!r}: causal (a language model) needs per_token=True")

@@ -28,7 +28,13 @@ from torch import nn
 
 from torchnas._util.errors import DataError, SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import check_shape, head_size
+from torchnas.space.builtin._common import (
+    check_causal,
+    check_count,
+    check_options,
+    check_shape,
+    head_size,
+)
 from torchnas.space.builtin._registry import register
 
 __all__ = ["RNNSpace", "SequenceInput", "SequencePool", "sequence_shape"]
@@ -266,19 +272,10 @@ class RNNSpace:
         self.num_outputs = num_outputs
 
     def _check(self) -> None:
-        for arg, values, allowed in (("cells", self.cells, CELLS), ("readouts", self.readouts,
-                                                                    READOUTS)):
-            bad = [v for v in values if v not in allowed]
-            if bad or not values:
-                raise SpaceError(f"space {self.name!r}: {arg} must be a non-empty list of "
-                                 f"{', '.join(map(repr, allowed))}, got {list(values)!r}")
-        if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or (
-                self.max_layers < 1):
-            raise SpaceError(f"space {self.name!r}: max_layers must be an integer >= 1, got "
-                             f"{self.max_layers!r}")
-        if self.causal and not self.per_token:
-            raise SpaceError(f"space {self.name!r}: causal (a language model) needs "
-                             f"per_token=True")
+        check_options(self.name, "cells", self.cells, tuple(CELLS))
+        check_options(self.name, "readouts", self.readouts, READOUTS)
+        check_count(self.name, "max_layers", self.max_layers)
+        check_causal(self.name, self.causal, self.per_token)
 
     def __call__(self, hp: HP) -> nn.Module:
         self._check()

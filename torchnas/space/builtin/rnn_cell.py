@@ -34,7 +34,7 @@ from torch import nn
 
 from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import head_size
+from torchnas.space.builtin._common import check_causal, check_count, check_options, head_size
 from torchnas.space.builtin._registry import register
 from torchnas.space.builtin.rnn import READOUTS, SequenceInput, SequencePool, sequence_shape
 
@@ -170,22 +170,14 @@ class RNNCellSpace:
     def _check(self) -> int | None:
         _, _, features = sequence_shape(self.name, self.input_shape, self.num_classes,
                                         self.num_outputs, self.vocab_size)
-        for arg, values, allowed in (("activations", self.activations, tuple(ACTIVATIONS)),
-                                     ("readouts", self.readouts, READOUTS)):
-            bad = [v for v in values if v not in allowed]
-            if bad or not values or isinstance(values, str):
-                raise SpaceError(f"space {self.name!r}: {arg} must be a non-empty list of "
-                                 f"{', '.join(map(repr, allowed))}, got {values!r}")
-        if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or self.nodes < 1:
-            raise SpaceError(f"space {self.name!r}: nodes must be an integer >= 1, got "
-                             f"{self.nodes!r}")
+        check_options(self.name, "activations", self.activations, tuple(ACTIVATIONS))
+        check_options(self.name, "readouts", self.readouts, READOUTS)
+        check_count(self.name, "nodes", self.nodes)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                   for h in self.hidden):
             raise SpaceError(f"space {self.name!r}: hidden must be a non-empty list of "
                              f"integers >= 1, got {self.hidden!r}")
-        if self.causal and not self.per_token:
-            raise SpaceError(f"space {self.name!r}: causal (a language model) needs "
-                             f"per_token=True")
+        check_causal(self.name, self.causal, self.per_token)
         return features
 
     def __call__(self, hp: HP) -> nn.Module:

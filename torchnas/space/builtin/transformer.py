@@ -21,7 +21,7 @@ from torch import nn
 
 from torchnas._util.errors import SpaceError
 from torchnas.space._hp import HP
-from torchnas.space.builtin._common import head_size
+from torchnas.space.builtin._common import check_causal, check_count, check_options, head_size
 from torchnas.space.builtin._registry import register
 from torchnas.space.builtin.rnn import SequenceInput, SequencePool, sequence_shape
 
@@ -170,20 +170,11 @@ class TransformerSpace:
                 f"space {self.name!r}: every width must be a multiple of every head count; "
                 f"widths {list(self.widths)} and heads {list(self.heads)}"
                 + (f" (width {odd[0][0]} with {odd[0][1]} heads)" if odd else ""))
-        for arg, values, allowed in (
-                ("positions", self.positions, POSITIONS),
-                ("activations", self.activations, ("relu", "gelu")),
-                ("readouts", self.readouts, ("mean", "attention", "last"))):
-            if not values or any(v not in allowed for v in values):
-                raise SpaceError(f"space {self.name!r}: {arg} must be a non-empty list of "
-                                 f"{', '.join(map(repr, allowed))}, got {list(values)!r}")
-        if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or (
-                self.max_layers < 1):
-            raise SpaceError(f"space {self.name!r}: max_layers must be an integer >= 1, got "
-                             f"{self.max_layers!r}")
-        if self.causal and not self.per_token:
-            raise SpaceError(f"space {self.name!r}: causal (a language model) needs "
-                             f"per_token=True")
+        check_options(self.name, "positions", self.positions, POSITIONS)
+        check_options(self.name, "activations", self.activations, ("relu", "gelu"))
+        check_options(self.name, "readouts", self.readouts, ("mean", "attention", "last"))
+        check_count(self.name, "max_layers", self.max_layers)
+        check_causal(self.name, self.causal, self.per_token)
 
     def __call__(self, hp: HP) -> nn.Module:
         self._check()
