@@ -12,6 +12,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -37,28 +38,15 @@ from _hostile_common import (
     wait_for,
 )
 
+
 # -- 5. storage faults -----------------------------------------------------------------------------
-FULL = textwrap.dedent("""
-    import resource, signal, sys
-    import torchnas as tn
+def _fault_drivers() -> tuple[str, str]:
+    """The full-disk driver scripts of tests/test_storage_faults.py (Python API, CLI)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_storage_faults import CLI_FULL, FULL  # type: ignore[import-not-found]
 
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, no kill
-    study = tn.Study(name="f", storage=sys.argv[1], objectives={"x": "max"}, seed=0)
-    study.optimize(lambda hp: hp.float("x", 0, 1), trials=5)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
-    try:
-        study.optimize(lambda hp: hp.float("x", 0, 1), trials=100_000)
-    except tn.StorageError as exc:
-        print(exc)
-""")
+    return FULL, CLI_FULL
 
-CLI_FULL = textwrap.dedent("""
-    import resource, signal, sys
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
-    from torchnas.cli import main
-    sys.exit(main(["search", sys.argv[1], "--set", "progress=false"]))
-""")
 
 SMALL = """\
 space: mlp
@@ -95,7 +83,8 @@ def storage_faults(root: Path, quick: bool) -> Row:
     row = Row("5 storage faults (disk full, read-only folder, damaged file)")
     # a. disk full, Python API
     db = root / "f.db"
-    proc = pyrun(FULL, db, timeout=180)
+    full, cli_full = _fault_drivers()
+    proc = pyrun(full, db, timeout=180)
     trials = trials_of(db)
     done = sum(t.state is tn.TrialState.COMPLETE for t in trials)
     ok = proc.stdout.startswith(f"storage {db}: writing it failed") and "Traceback" not in \
@@ -112,7 +101,7 @@ def storage_faults(root: Path, quick: bool) -> Row:
         db, config = folder / "s.db", folder / "s.yaml"
         config.write_text(SMALL.format(trials=400, db=db))
         start = time.monotonic()
-        proc = pyrun(CLI_FULL, config, timeout=300, cwd=folder)
+        proc = pyrun(cli_full, config, timeout=300, cwd=folder)
         took = time.monotonic() - start
         outcome = classify(proc) if proc.returncode else "silent"
         listing = cli("trials", db)
